@@ -1,0 +1,198 @@
+// Snapshots and working trees of an IAVL tree: a Merkle AVL tree whose node hashes are
+// byte-compatible with cosmos/iavl.
+//
+// A `snapshot` is an immutable committed version. Copying it is O(1) (one reference count);
+// `snapshot::branch()` makes, in O(1), a `tree`: a working tree on top of that version whose
+// writes copy only the path they change (copy-on-write), and which edits in place the nodes it
+// created itself. Many working trees may branch from one snapshot (a consensus app's "check" and
+// "deliver" trees); none sees the others' writes.
+//
+// Thread-safety: a snapshot's const operations may run from any number of threads at once,
+// also while working trees branched from it (or from anything else) are written. A working tree
+// is for one thread at a time; its reads and writes must not overlap. Iterators and ranges keep
+// the nodes they visit alive: an iterator over a snapshot stays valid after the snapshot is
+// destroyed, one over a working tree is invalidated by any write to that tree.
+//
+// Keys and values are arbitrary byte strings, the empty string included; keys are ordered
+// bytewise (as unsigned bytes). Keys are at most max_key_size bytes, values at most
+// max_value_size bytes; larger ones are rejected with errc::invalid_argument.
+#pragma once
+
+#include <cstdint>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "iavl/detail/node.hpp"
+#include "iavl/errors.hpp"
+#include "iavl/hash.hpp"
+
+namespace iavl {
+
+inline constexpr std::size_t max_key_size = 65535;
+inline constexpr std::size_t max_value_size = std::size_t{1} << 30;
+
+/// The hash of the empty tree: SHA-256 of no bytes.
+[[nodiscard]] hash256 empty_tree_hash();
+
+/// A key and its value, viewed in place (valid while the iterator that produced it is unmoved).
+struct entry_view {
+  std::string_view key;
+  std::string_view value;
+};
+
+/// A key and its value, owned.
+struct entry {
+  std::string key;
+  std::string value;
+  friend bool operator==(const entry&, const entry&) = default;
+};
+
+enum class order { ascending, descending };
+
+enum class set_result { inserted, updated };
+
+/// An input iterator over the entries of a key range, in ascending or descending key order.
+/// Compares equal to std::default_sentinel when exhausted. Holds a reference to the tree's root,
+/// so a snapshot's nodes outlive the snapshot while an iterator is on them.
+class iterator {
+ public:
+  using value_type = entry_view;
+  using difference_type = std::ptrdiff_t;
+
+  iterator() = default;
+  /// O(height): positions on the first key of [start, end) in the given order.
+  iterator(detail::node_ref root, std::optional<std::string_view> start, std::optional<std::string_view> end,
+           order o);
+
+  entry_view operator*() const { return {leaf_->key(), leaf_->value()}; }
+  /// Amortised O(1), O(height) worst case. No allocation.
+  iterator& operator++();
+  void operator++(int) { ++*this; }
+  friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.leaf_ == nullptr; }
+
+ private:
+  void descend(const detail::node* n);
+  void settle();
+
+  detail::node_ref root_;
+  std::vector<const detail::inner_node*> pending_;  // nodes whose far subtree is still to visit
+  const detail::leaf_node* leaf_ = nullptr;
+  std::optional<std::string> bound_;  // the end (ascending) or start (descending) of the range
+  order order_ = order::ascending;
+};
+static_assert(std::input_iterator<iterator>);
+
+/// The entries of a key range; `for (auto [key, value] : t.range(...))`.
+class entry_range {
+ public:
+  entry_range(detail::node_ref root, std::optional<std::string_view> start, std::optional<std::string_view> end,
+              order o)
+      : root_(std::move(root)), start_(start), end_(end), order_(o) {}
+  [[nodiscard]] iterator begin() const { return {root_, start_, end_, order_}; }
+  [[nodiscard]] std::default_sentinel_t end() const { return {}; }
+
+ private:
+  detail::node_ref root_;
+  std::optional<std::string_view> start_, end_;
+  order order_;
+};
+
+/// The read operations that snapshots and working trees share. n is the number of keys; all
+/// reads are O(log n) unless stated otherwise.
+class tree_view {
+ public:
+  /// The value of `key`, or nullopt. Allocates the returned copy.
+  [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
+  [[nodiscard]] bool has(std::string_view key) const;
+  /// Number of keys. O(1).
+  [[nodiscard]] std::int64_t size() const { return root_.get() ? detail::size_of(root_.get()) : 0; }
+  /// Height of the root (0 for one key or none). O(1).
+  [[nodiscard]] int height() const { return root_.get() ? detail::height_of(root_.get()) : 0; }
+  [[nodiscard]] bool empty() const { return root_.get() == nullptr; }
+
+  /// The keys in [start, end) (a missing bound is open) in the given order. O(1); iterating
+  /// visits each entry in amortised O(1).
+  [[nodiscard]] entry_range range(std::optional<std::string_view> start = std::nullopt,
+                                  std::optional<std::string_view> end = std::nullopt,
+                                  order o = order::ascending) const {
+    return {root_, start, end, o};
+  }
+  /// The entry at position `index` of key order, or nullopt when index is not in [0, size()).
+  [[nodiscard]] std::optional<entry> at(std::int64_t index) const;
+  /// The position of `key` in key order, or nullopt when absent.
+  [[nodiscard]] std::optional<std::int64_t> index_of(std::string_view key) const;
+
+  /// Recomputes and checks every node: key order, split keys, AVL balance, heights, sizes,
+  /// versions and hashes. O(n). Throws iavl::error(errc::corruption) naming the first problem.
+  void verify() const;
+
+ protected:
+  tree_view() = default;
+  tree_view(detail::node_ref root, std::int64_t version) : root_(std::move(root)), version_(version) {}
+
+  detail::node_ref root_;
+  std::int64_t version_ = 0;
+};
+
+class tree;
+
+/// An immutable committed version of the tree. Cheap to copy; thread-safe.
+class snapshot : public tree_view {
+ public:
+  /// The empty tree at version 0.
+  snapshot() = default;
+
+  [[nodiscard]] std::int64_t version() const { return version_; }
+  /// The root hash (SHA-256 of nothing for the empty tree). O(1).
+  [[nodiscard]] hash256 hash() const { return root_.get() ? root_.get()->hash() : empty_tree_hash(); }
+  /// A working tree on top of this version, to be committed as version() + 1. O(1).
+  [[nodiscard]] tree branch() const;
+
+ private:
+  friend class versioned_tree;
+  friend class tree;
+  snapshot(detail::node_ref root, std::int64_t version) : tree_view(std::move(root), version) {}
+};
+
+/// A working tree: the next version being built. Move-only; for one thread at a time.
+class tree : public tree_view {
+ public:
+  /// An empty working tree that will become version 1.
+  tree() : tree_view({}, 1) {}
+  tree(tree&&) noexcept = default;
+  tree& operator=(tree&&) noexcept = default;
+
+  /// The version this tree becomes when committed.
+  [[nodiscard]] std::int64_t version() const { return version_; }
+
+  /// Inserts `key` or replaces its value. O(log n); allocates the new leaf and copies of the
+  /// shared nodes on the key's path (nodes this tree created are edited in place).
+  set_result set(std::string_view key, std::string_view value);
+  /// Removes `key`; returns whether it was present. O(log n).
+  bool remove(std::string_view key);
+  /// The root hash of the tree as it stands, hashing each node changed since the last call
+  /// once. O(changed nodes).
+  [[nodiscard]] hash256 working_hash();
+
+  /// Hashes the tree and freezes it as a snapshot of version(), leaving this tree empty.
+  /// Normally called by versioned_tree::commit.
+  [[nodiscard]] snapshot freeze() &&;
+
+ private:
+  friend class snapshot;
+  friend class versioned_tree;
+  tree(detail::node_ref root, std::int64_t version, const hash256& base_hash)
+      : tree_view(std::move(root), version), base_hash_(base_hash) {}
+
+  hash256 base_hash_ = empty_tree_hash();  // hash of the version it branched from
+};
+
+inline tree snapshot::branch() const { return tree(root_, version_ + 1, hash()); }
+
+}  // namespace iavl
+
+#include "iavl/detail/tree_inl.hpp"  // IWYU pragma: export

@@ -1,0 +1,29 @@
+#!/bin/bash
+# Builds iavl-cpp and runs the whole test suite: a Release build with assertions on, then the
+# same tests under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrency tests
+# under ThreadSanitizer. Installs what it needs first (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+jobs=${JOBS:-2}
+build() {  # build DIR CMAKE-ARGS...
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -G Ninja -DIAVL_BUILD_BENCHMARKS=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+}
+
+echo "== Release build (assertions on)"
+build build/release -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -g"
+ctest --test-dir build/release -j "$jobs" --output-on-failure
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
+build build/asan -DCMAKE_BUILD_TYPE=Debug -DIAVL_SANITIZE=address,undefined -DIAVL_BUILD_BENCHMARKS=OFF
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --test-dir build/asan -j "$jobs" --output-on-failure
+
+echo "== ThreadSanitizer (concurrency tests)"
+build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIAVL_SANITIZE=thread -DIAVL_BUILD_BENCHMARKS=OFF
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/tsan -j "$jobs" --output-on-failure -L concurrency
+
+echo "== all tests passed"

@@ -1,0 +1,287 @@
+// The tree against std::map: random operations over many versions, with verify() along the way
+// and old snapshots re-checked after later versions were built; plus the shape cases of
+// cosmos/iavl's TestUnit, iteration, positions and limits.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "iavl/iavl.hpp"
+
+namespace {
+
+using model = std::map<std::string, std::string>;
+
+std::string random_bytes(std::mt19937_64& rng, std::size_t min_len, std::size_t max_len) {
+  std::string s(std::uniform_int_distribution<std::size_t>(min_len, max_len)(rng), '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+// Every read operation of `t` agrees with `m`.
+void expect_same(const iavl::tree_view& t, const model& m) {
+  ASSERT_EQ(t.size(), static_cast<std::int64_t>(m.size()));
+  std::int64_t index = 0;
+  auto it = m.begin();
+  for (auto [key, value] : t.range()) {
+    ASSERT_NE(it, m.end());
+    ASSERT_EQ(key, it->first);
+    ASSERT_EQ(value, it->second);
+    ++it;
+    ++index;
+  }
+  ASSERT_EQ(it, m.end());
+  auto rit = m.rbegin();
+  for (auto [key, value] : t.range(std::nullopt, std::nullopt, iavl::order::descending)) {
+    ASSERT_NE(rit, m.rend());
+    ASSERT_EQ(key, rit->first);
+    ++rit;
+  }
+  ASSERT_EQ(rit, m.rend());
+}
+
+class Differential : public ::testing::TestWithParam<std::uint64_t> {};
+
+TEST_P(Differential, RandomOperationsMatchStdMapAcrossVersions) {
+  std::mt19937_64 rng(GetParam());
+  iavl::versioned_tree db;
+  model m;
+  std::vector<std::pair<iavl::snapshot, model>> kept;
+  std::vector<std::string> keys;  // a pool so that updates and removes hit existing keys
+  int ops = 0;
+  for (int version = 1; version <= 40; ++version) {
+    iavl::tree work = db.branch();
+    const int n = std::uniform_int_distribution<int>(0, 12000)(rng);
+    for (int i = 0; i < n; ++i, ++ops) {
+      const int kind = std::uniform_int_distribution<int>(0, 9)(rng);
+      std::string key = (!keys.empty() && kind < 6) ? keys[rng() % keys.size()] : random_bytes(rng, 0, 6);
+      if (kind < 7) {
+        std::string value = random_bytes(rng, 0, 20);
+        const bool existed = m.count(key) > 0;
+        const auto r = work.set(key, value);
+        ASSERT_EQ(r, existed ? iavl::set_result::updated : iavl::set_result::inserted);
+        m[key] = value;
+        if (!existed) keys.push_back(key);
+      } else {
+        const bool existed = m.erase(key) > 0;
+        ASSERT_EQ(work.remove(key), existed);
+      }
+      if (i % 997 == 0) {
+        work.verify();
+        const auto probe = random_bytes(rng, 0, 6);
+        const auto it = m.find(probe);
+        ASSERT_EQ(work.get(probe), it == m.end() ? std::nullopt : std::optional<std::string>(it->second));
+      }
+    }
+    work.verify();
+    expect_same(work, m);
+    const iavl::snapshot s = db.commit(std::move(work));
+    s.verify();
+    kept.emplace_back(s, m);
+  }
+  EXPECT_GT(ops, 100000);
+  for (const auto& [s, snapshot_model] : kept) {
+    SCOPED_TRACE("version " + std::to_string(s.version()));
+    s.verify();
+    expect_same(s, snapshot_model);
+    EXPECT_EQ(db.at(s.version()).hash(), s.hash());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, Differential, ::testing::Values(1, 2, 3, 42));
+
+// Small-alphabet keys make removals cascade through rotations and split-key changes.
+TEST(Tree, DenseInsertRemoveCyclesStayValid) {
+  std::mt19937_64 rng(7);
+  iavl::versioned_tree db;
+  model m;
+  for (int version = 0; version < 200; ++version) {
+    iavl::tree work = db.branch();
+    for (int i = 0; i < 300; ++i) {
+      const std::string key(1, static_cast<char>(rng() % 200));
+      if (rng() % 2) {
+        work.set(key, "v");
+        m[key] = "v";
+      } else {
+        ASSERT_EQ(work.remove(key), m.erase(key) > 0);
+      }
+    }
+    work.verify();
+    expect_same(work, m);
+    (void)db.commit(std::move(work));
+  }
+}
+
+// ---- the shape cases of cosmos/iavl's basic_test.go TestUnit ------------------------------------
+
+using iavl::detail::node;
+
+node* leaf(int k) { return iavl::detail::make_leaf(std::string(1, static_cast<char>(k)), "", 1); }
+node* inner(node* l, node* r) {
+  node* min_right = r;
+  while (!min_right->is_leaf()) min_right = iavl::detail::as_inner(min_right)->child[0];
+  auto* n = iavl::detail::make_inner(iavl::detail::as_leaf(min_right)->key(), 0, 0, 1, l, r);
+  iavl::detail::update_height_size(n);
+  return n;
+}
+
+std::string shape(const node* n) {
+  if (n->is_leaf()) return std::to_string(static_cast<int>(iavl::detail::as_leaf(n)->key()[0]));
+  const auto* in = iavl::detail::as_inner(n);
+  return "(" + shape(in->child[0]) + " " + shape(in->child[1]) + ")";
+}
+
+// Builds a committed tree of the given shape (version 1) and exposes its root.
+struct shaped : iavl::snapshot {
+  explicit shaped(node* root) : iavl::snapshot(freeze(root)) {}
+  static iavl::snapshot freeze(node* root) {
+    struct access : iavl::tree {
+      explicit access(node* r) { root_ = iavl::detail::node_ref::adopt(r); }
+    };
+    return std::move(access(root)).freeze();
+  }
+};
+
+struct root_of : iavl::tree_view {
+  explicit root_of(const iavl::tree_view& t) : iavl::tree_view(t) {}
+  std::string str() const { return shape(root_.get()); }
+};
+
+std::string after_set(node* root, int key) {
+  iavl::tree t = shaped(root).branch();
+  t.set(std::string(1, static_cast<char>(key)), "");
+  t.verify();
+  return root_of(t).str();
+}
+
+std::string after_remove(node* root, int key) {
+  iavl::tree t = shaped(root).branch();
+  EXPECT_TRUE(t.remove(std::string(1, static_cast<char>(key))));
+  t.verify();
+  return root_of(t).str();
+}
+
+TEST(Tree, CosmosUnitShapesOnSet) {
+  EXPECT_EQ(after_set(inner(leaf(4), leaf(20)), 8), "((4 8) 20)");
+  EXPECT_EQ(after_set(inner(leaf(4), leaf(20)), 25), "(4 (20 25))");
+  EXPECT_EQ(after_set(inner(leaf(4), inner(leaf(20), leaf(25))), 8), "((4 8) (20 25))");
+  EXPECT_EQ(after_set(inner(leaf(4), inner(leaf(20), leaf(25))), 30), "((4 20) (25 30))");
+  EXPECT_EQ(after_set(inner(inner(leaf(1), leaf(2)), leaf(6)), 4), "((1 2) (4 6))");
+  EXPECT_EQ(after_set(inner(inner(leaf(1), leaf(2)), leaf(6)), 8), "((1 2) (6 8))");
+  auto t4 = [] { return inner(inner(leaf(1), leaf(2)), inner(inner(leaf(5), leaf(6)), inner(leaf(7), leaf(9)))); };
+  EXPECT_EQ(after_set(t4(), 8), "(((1 2) (5 6)) ((7 8) 9))");
+  EXPECT_EQ(after_set(t4(), 10), "(((1 2) (5 6)) (7 (9 10)))");
+}
+
+TEST(Tree, CosmosUnitShapesOnRemove) {
+  EXPECT_EQ(after_remove(inner(inner(leaf(1), leaf(2)), leaf(3)), 2), "(1 3)");
+  EXPECT_EQ(after_remove(inner(inner(leaf(1), leaf(2)), leaf(3)), 3), "(1 2)");
+  auto t11 = [] { return inner(inner(inner(leaf(1), leaf(2)), leaf(3)), inner(leaf(4), leaf(5))); };
+  EXPECT_EQ(after_remove(t11(), 4), "((1 2) (3 5))");
+  EXPECT_EQ(after_remove(t11(), 3), "((1 2) (4 5))");
+}
+
+// ---- API behaviour ------------------------------------------------------------------------------
+
+iavl::tree numbered(int n) {
+  iavl::tree t;
+  for (int i = 0; i < n; ++i) {
+    char key[8];
+    std::snprintf(key, sizeof key, "k%04d", i);
+    t.set(key, std::to_string(i));
+  }
+  return t;
+}
+
+std::vector<std::string> keys_of(const iavl::entry_range& r) {
+  std::vector<std::string> out;
+  for (auto e : r) out.emplace_back(e.key);
+  return out;
+}
+
+TEST(Tree, RangesAreHalfOpenInBothOrders) {
+  const iavl::tree t = numbered(10);
+  using v = std::vector<std::string>;
+  EXPECT_EQ(keys_of(t.range("k0003", "k0006")), (v{"k0003", "k0004", "k0005"}));
+  EXPECT_EQ(keys_of(t.range("k0003", "k0006", iavl::order::descending)), (v{"k0005", "k0004", "k0003"}));
+  EXPECT_EQ(keys_of(t.range("k00035", "k0005")), (v{"k0004"}));  // bounds between keys
+  EXPECT_EQ(keys_of(t.range("k0008")), (v{"k0008", "k0009"}));
+  EXPECT_EQ(keys_of(t.range(std::nullopt, "k0002", iavl::order::descending)), (v{"k0001", "k0000"}));
+  EXPECT_EQ(keys_of(t.range("k0005", "k0005")), v{});
+  EXPECT_EQ(keys_of(t.range("k0007", "k0003")), v{});
+  EXPECT_EQ(keys_of(t.range("z")), v{});
+  EXPECT_EQ(keys_of(t.range(std::nullopt, "a", iavl::order::descending)), v{});
+  EXPECT_EQ(keys_of(iavl::tree().range()), v{});
+}
+
+TEST(Tree, PositionsByIndexAndKey) {
+  const iavl::tree t = numbered(100);
+  for (int i = 0; i < 100; ++i) {
+    const auto e = t.at(i);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->value, std::to_string(i));
+    EXPECT_EQ(t.index_of(e->key), i);
+  }
+  EXPECT_FALSE(t.at(100));
+  EXPECT_FALSE(t.at(-1));
+  EXPECT_FALSE(t.index_of("k00005"));
+  EXPECT_FALSE(iavl::tree().at(0));
+}
+
+TEST(Tree, EmptyKeyAndValueAreOrdinaryEntries) {
+  iavl::tree t;
+  EXPECT_EQ(t.set("", ""), iavl::set_result::inserted);
+  EXPECT_EQ(t.set("a", ""), iavl::set_result::inserted);
+  EXPECT_EQ(t.get(""), std::optional<std::string>(""));
+  EXPECT_EQ(t.index_of(""), 0);
+  EXPECT_EQ(t.set("", "x"), iavl::set_result::updated);
+  EXPECT_TRUE(t.remove(""));
+  EXPECT_FALSE(t.has(""));
+  t.verify();
+}
+
+TEST(Tree, OversizedKeyOrValueIsRejectedAndChangesNothing) {
+  iavl::tree t = numbered(5);
+  const iavl::hash256 before = t.working_hash();
+  try {
+    t.set(std::string(iavl::max_key_size + 1, 'k'), "v");
+    FAIL() << "expected an error";
+  } catch (const iavl::error& e) {
+    EXPECT_EQ(e.code(), iavl::errc::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("key of 65536 bytes"), std::string::npos) << e.what();
+  }
+  try {
+    t.set("k", std::string(iavl::max_value_size + 1, 'v'));
+    FAIL() << "expected an error";
+  } catch (const iavl::error& e) {
+    EXPECT_EQ(e.code(), iavl::errc::invalid_argument);
+  }
+  EXPECT_EQ(t.working_hash(), before);
+  EXPECT_EQ(t.size(), 5);
+  EXPECT_NO_THROW(t.set(std::string(iavl::max_key_size, 'k'), "v"));  // the limit itself is allowed
+  EXPECT_EQ(t.get(std::string(iavl::max_key_size, 'k')), "v");
+}
+
+TEST(Tree, RemovingAnAbsentKeyChangesNothing) {
+  iavl::versioned_tree db;
+  iavl::tree t = db.branch();
+  t.set("a", "1");
+  const auto s = db.commit(std::move(t));
+  iavl::tree u = db.branch();
+  EXPECT_FALSE(u.remove("b"));
+  EXPECT_EQ(u.working_hash(), s.hash());
+}
+
+TEST(Tree, WorkingHashIsLazyAndStable) {
+  iavl::tree t = numbered(50);
+  const iavl::hash256 h1 = t.working_hash();
+  EXPECT_EQ(t.working_hash(), h1);
+  t.set("k0010", "changed");
+  const iavl::hash256 h2 = t.working_hash();
+  EXPECT_NE(h2, h1);
+  t.set("k0010", "10");  // same value as before, but a new leaf version: same version 1 here
+  EXPECT_EQ(t.working_hash(), h1);
+  t.verify();
+}
+
+}  // namespace
