@@ -1,5 +1,4 @@
 #include <iavl/iavl.hpp>
-
 #include <iostream>
 
 int main() {

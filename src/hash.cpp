@@ -1,6 +1,8 @@
 // SHA-256 through OpenSSL's low-level interface: OpenSSL 3's EVP_Digest()/SHA256() look the
 // algorithm up on every call, which costs 4-5x more for a node-sized input.
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include "iavl/hash.hpp"
+
 #include <openssl/sha.h>
 
 #include <cstring>
@@ -8,7 +10,6 @@
 
 #include "iavl/detail/encoding.hpp"
 #include "iavl/detail/node_hash.hpp"
-#include "iavl/hash.hpp"
 
 namespace iavl {
 
@@ -80,8 +81,7 @@ hash256 leaf_hash(std::int64_t version, std::string_view key, std::string_view v
   return out;
 }
 
-hash256 inner_hash(int height, std::int64_t size, std::int64_t version, const hash256& left,
-                   const hash256& right) {
+hash256 inner_hash(int height, std::int64_t size, std::int64_t version, const hash256& left, const hash256& right) {
   std::uint8_t buf[3 * max_varint_size + 2 * 33];
   std::size_t n = 0;
   n += put_varint(buf + n, height);

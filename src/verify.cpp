@@ -42,9 +42,10 @@ subtree_facts check(const detail::node* n, std::int64_t max_version) {
     const int height = std::max(l.height, r.height) + 1;
     if (n->height != height) fail(n, "height " + std::to_string(n->height) + ", expected " + std::to_string(height));
     if (l.height - r.height > 1 || r.height - l.height > 1) fail(n, "AVL balance violated");
-    if (in->size() != l.size + r.size) fail(n, "size " + std::to_string(in->size()) + ", expected " + std::to_string(l.size + r.size));
-    f = {height, l.size + r.size, detail::inner_hash(height, l.size + r.size, n->version(), l.hash, r.hash),
-         l.min_key, r.max_key};
+    if (in->size() != l.size + r.size)
+      fail(n, "size " + std::to_string(in->size()) + ", expected " + std::to_string(l.size + r.size));
+    f = {height, l.size + r.size, detail::inner_hash(height, l.size + r.size, n->version(), l.hash, r.hash), l.min_key,
+         r.max_key};
   }
   if (n->has_hash() && !(n->hash() == f.hash)) fail(n, "stored hash differs from the recomputed one");
   return f;

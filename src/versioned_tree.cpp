@@ -19,7 +19,8 @@ snapshot versioned_tree::last_commit() const {
 snapshot versioned_tree::at(std::int64_t version) const {
   std::lock_guard lock(mutex_);
   const auto it = versions_.find(version);
-  if (it == versions_.end()) throw error(errc::version_not_found, "version " + std::to_string(version) + " does not exist");
+  if (it == versions_.end())
+    throw error(errc::version_not_found, "version " + std::to_string(version) + " does not exist");
   return it->second;
 }
 
@@ -48,7 +49,8 @@ snapshot versioned_tree::commit(tree&& working) {
 void versioned_tree::delete_version(std::int64_t version) {
   std::lock_guard lock(mutex_);
   const auto it = versions_.find(version);
-  if (it == versions_.end()) throw error(errc::version_not_found, "version " + std::to_string(version) + " does not exist");
+  if (it == versions_.end())
+    throw error(errc::version_not_found, "version " + std::to_string(version) + " does not exist");
   if (std::next(it) == versions_.end()) {
     throw error(errc::invalid_argument, "cannot delete the latest version " + std::to_string(version));
   }

@@ -77,8 +77,7 @@ TEST_P(KnownAnswers, MatchesCosmosIavlNodeForNode) {
       std::vector<std::string> want, got;
       for (const auto& n : version["nodes_postorder"].items) {
         std::ostringstream line;
-        line << "h=" << n["height"].num << " s=" << n["size"].num << " v=" << n["version"].num
-             << " k=" << n["key"].str;
+        line << "h=" << n["height"].num << " s=" << n["size"].num << " v=" << n["version"].num << " k=" << n["key"].str;
         if (n["height"].num == 0) line << " val=" << (n.has("value") ? n["value"].str : "");
         line << " hash=" << n["hash"].str;
         want.push_back(line.str());

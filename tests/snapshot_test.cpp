@@ -28,7 +28,7 @@ TEST(Snapshots, CheckAndDeliverDoNotSeeEachOther) {
   EXPECT_EQ(v2.version(), 2);
   EXPECT_EQ(v2.hash(), deliver_hash);
   EXPECT_EQ(check.get("shared"), "check");  // the check tree is untouched by the commit
-  check = db.branch();                       // reset to the new last commit
+  check = db.branch();                      // reset to the new last commit
   EXPECT_EQ(check.get("shared"), "deliver");
   EXPECT_FALSE(check.has("only-check"));
   EXPECT_EQ(db.at(1).get("shared"), "0");

@@ -19,9 +19,7 @@ struct hash256 {
   friend bool operator==(const hash256&, const hash256&) = default;
   /// Lower-case hex, 64 characters.
   [[nodiscard]] std::string hex() const;
-  [[nodiscard]] std::string_view view() const {
-    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-  }
+  [[nodiscard]] std::string_view view() const { return {reinterpret_cast<const char*>(bytes.data()), bytes.size()}; }
 };
 
 /// SHA-256 of `size` bytes at `data`. No allocation.

@@ -65,8 +65,7 @@ class iterator {
 
   iterator() = default;
   /// O(height): positions on the first key of [start, end) in the given order.
-  iterator(detail::node_ref root, std::optional<std::string_view> start, std::optional<std::string_view> end,
-           order o);
+  iterator(detail::node_ref root, std::optional<std::string_view> start, std::optional<std::string_view> end, order o);
 
   entry_view operator*() const { return {leaf_->key(), leaf_->value()}; }
   /// Amortised O(1), O(height) worst case. No allocation.

@@ -1,6 +1,5 @@
 // The `iavl` command-line tool.
 #include <CLI/CLI.hpp>
-
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -17,7 +16,8 @@ struct input_error {
 std::string parse_bytes(const std::string& token, const char* what) {
   if (token == "-") return {};
   std::string out;
-  if (token.empty() || !iavl::from_hex(token, out)) throw input_error{std::string("invalid ") + what + " hex '" + token + "'"};
+  if (token.empty() || !iavl::from_hex(token, out))
+    throw input_error{std::string("invalid ") + what + " hex '" + token + "'"};
   return out;
 }
 
@@ -71,9 +71,10 @@ int main(int argc, char** argv) {
 
   std::string log_path = "-";
   auto* replay_cmd = app.add_subcommand(
-      "replay", "Replay an operation log and print '<version> <root-hash-hex> <size>' per commit.\n"
-                "Log lines: 'set <key-hex> <value-hex>', 'remove <key-hex>', 'commit'; '-' is the empty string.\n"
-                "Example: printf 'set 01 ff\\ncommit\\n' | iavl replay");
+      "replay",
+      "Replay an operation log and print '<version> <root-hash-hex> <size>' per commit.\n"
+      "Log lines: 'set <key-hex> <value-hex>', 'remove <key-hex>', 'commit'; '-' is the empty string.\n"
+      "Example: printf 'set 01 ff\\ncommit\\n' | iavl replay");
   replay_cmd->add_option("log", log_path, "operation log file ('-' or omitted: stdin)");
 
   CLI11_PARSE(app, argc, argv);

@@ -105,8 +105,8 @@ inline constexpr std::size_t inner_prefix = 48;  // size + hash + version
 }
 
 /// A new inner node that takes over the caller's references to `left` and `right`.
-[[nodiscard]] inline inner_node* make_inner(std::string_view key, int height, std::int64_t size,
-                                            std::int64_t version, node* left, node* right) {
+[[nodiscard]] inline inner_node* make_inner(std::string_view key, int height, std::int64_t size, std::int64_t version,
+                                            node* left, node* right) {
   char* base = static_cast<char*>(::operator new(inner_prefix + sizeof(inner_node) + key.size()));
   auto* n = new (base + inner_prefix) inner_node;
   new (base) std::int64_t(size);

@@ -60,9 +60,7 @@ inline bool tree::remove(std::string_view key) {
   return true;
 }
 
-inline hash256 tree::working_hash() {
-  return root_.get() ? detail::ensure_hash(root_.get()) : empty_tree_hash();
-}
+inline hash256 tree::working_hash() { return root_.get() ? detail::ensure_hash(root_.get()) : empty_tree_hash(); }
 
 inline snapshot tree::freeze() && {
   if (root_.get()) detail::ensure_hash(root_.get());
