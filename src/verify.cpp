@@ -16,7 +16,7 @@ struct subtree_facts {
   int height;
   std::int64_t size;
   hash256 hash;
-  std::string_view min_key, max_key;
+  std::string min_key, max_key;  // copies: a child loaded for the check is freed after it
 };
 
 [[noreturn]] void fail(const detail::node* n, const std::string& what) {
@@ -24,19 +24,21 @@ struct subtree_facts {
                                     std::to_string(n->version()) + "): " + what);
 }
 
-subtree_facts check(const detail::node* n, std::int64_t max_version) {
+subtree_facts check_child(const detail::inner_node* parent, int i, const detail::store_context* ctx);
+
+subtree_facts check(const detail::node* n, std::int64_t max_version, const detail::store_context* ctx) {
   if (n->version() < 1 || n->version() > max_version) {
     fail(n, "version out of range 1.." + std::to_string(max_version));
   }
   subtree_facts f;
   if (n->is_leaf()) {
     const auto* l = detail::as_leaf(n);
-    f = {0, 1, detail::leaf_hash(n->version(), l->key(), l->value()), l->key(), l->key()};
+    f = {0, 1, detail::leaf_hash(n->version(), l->key(), l->value()), std::string(l->key()), std::string(l->key())};
   } else {
     const auto* in = detail::as_inner(n);
-    if (!in->child[0] || !in->child[1]) fail(n, "inner node without two children");
-    const subtree_facts l = check(in->child[0], n->version());
-    const subtree_facts r = check(in->child[1], n->version());
+    if (!in->child[0].bits() || !in->child[1].bits()) fail(n, "inner node without two children");
+    subtree_facts l = check_child(in, 0, ctx);
+    subtree_facts r = check_child(in, 1, ctx);
     if (!(l.max_key < in->key())) fail(n, "left subtree holds a key not below the split key");
     if (r.min_key != in->key()) fail(n, "split key is not the smallest key of the right subtree");
     const int height = std::max(l.height, r.height) + 1;
@@ -44,17 +46,30 @@ subtree_facts check(const detail::node* n, std::int64_t max_version) {
     if (l.height - r.height > 1 || r.height - l.height > 1) fail(n, "AVL balance violated");
     if (in->size() != l.size + r.size)
       fail(n, "size " + std::to_string(in->size()) + ", expected " + std::to_string(l.size + r.size));
-    f = {height, l.size + r.size, detail::inner_hash(height, l.size + r.size, n->version(), l.hash, r.hash), l.min_key,
-         r.max_key};
+    f = {height, l.size + r.size, detail::inner_hash(height, l.size + r.size, n->version(), l.hash, r.hash),
+         std::move(l.min_key), std::move(r.max_key)};
   }
   if (n->has_hash() && !(n->hash() == f.hash)) fail(n, "stored hash differs from the recomputed one");
   return f;
 }
 
+// Checks child i of `parent`. A child that is not in memory is loaded for the check only, so
+// that verifying a large stored tree needs memory for one path, not for the tree.
+subtree_facts check_child(const detail::inner_node* parent, int i, const detail::store_context* ctx) {
+  const detail::node* c = parent->child[i].loaded();
+  detail::root_ref temporary;
+  if (!c) {
+    temporary = detail::root_ref(ctx->read(detail::unpack_key(parent->child[i].bits())), nullptr);
+    c = temporary.get();
+  }
+  if (c->height >= parent->height) fail(parent, "child of height " + std::to_string(c->height) + " below it");
+  return check(c, parent->version(), ctx);
+}
+
 }  // namespace
 
 void tree_view::verify() const {
-  if (root_.get()) check(root_.get(), version_);
+  if (root_.get()) check(root_.get(), version_, root_.ctx());
 }
 
 }  // namespace iavl

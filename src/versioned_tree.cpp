@@ -1,60 +1,423 @@
 #include "iavl/versioned_tree.hpp"
 
 #include <string>
+#include <unordered_set>
 
+#include "iavl/detail/encoding.hpp"
 #include "iavl/detail/tree_inl.hpp"
 
 namespace iavl {
 
+namespace {
+
+// Metadata records (docs/format.md, "Metadata").
+constexpr std::string_view format_name = "format";
+constexpr std::string_view format_value = "iavl-cpp node store 1";
+constexpr std::string_view root_prefix = "r";
+
+std::string root_name(std::int64_t version) {
+  std::string name(root_prefix);
+  for (int shift = 56; shift >= 0; shift -= 8) name.push_back(static_cast<char>(version >> shift));
+  return name;
+}
+
+std::string encode_root(const std::optional<node_key>& root) {
+  std::string out;
+  if (!root) return out;
+  std::uint8_t buf[2 * detail::max_varint_size];
+  std::size_t n = detail::put_uvarint(buf, static_cast<std::uint64_t>(root->version));
+  n += detail::put_uvarint(buf + n, root->nonce);
+  out.assign(reinterpret_cast<const char*>(buf), n);
+  return out;
+}
+
+std::optional<node_key> decode_root(std::int64_t version, std::string_view bytes) {
+  if (bytes.empty()) return std::nullopt;
+  const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  const auto* end = p + bytes.size();
+  std::uint64_t v = 0, nonce = 0;
+  const std::size_t a = detail::get_uvarint(p, end, v);
+  const std::size_t b = a ? detail::get_uvarint(p + a, end, nonce) : 0;
+  if (!a || !b || p + a + b != end || v < 1 || v > static_cast<std::uint64_t>(version) || nonce < 1 ||
+      nonce > detail::max_packed_nonce) {
+    throw error(errc::corruption, "corrupt root record of version " + std::to_string(version));
+  }
+  return node_key{static_cast<std::int64_t>(v), static_cast<std::uint32_t>(nonce)};
+}
+
+[[noreturn]] void no_version(std::int64_t version) {
+  throw error(errc::version_not_found, "version " + std::to_string(version) + " does not exist");
+}
+
+// The persisted nodes a version reaches: child keys of a stored inner node (none for a leaf).
+bool stored_children(const node_store& store, node_key key, node_key out[2]) {
+  std::string bytes;
+  if (!store.read_node(key, bytes)) {
+    throw error(errc::corruption, "node " + std::to_string(key.version) + "/" + std::to_string(key.nonce) +
+                                      " is missing from the node store");
+  }
+  detail::root_ref n(detail::decode_node(key, bytes), nullptr);
+  if (n.get()->is_leaf()) return false;
+  for (int i = 0; i < 2; ++i) out[i] = detail::child_key(detail::as_inner(n.get()), i);
+  return true;
+}
+
+// Gives every node of the working tree that is not persisted yet a nonce, children first, and
+// serializes it into `batch`. Returns the nodes it numbered.
+void number_new_nodes(detail::node* n, std::uint32_t& last_nonce, write_batch& batch, std::string& buf,
+                      std::vector<detail::node*>& fresh) {
+  if (n->persisted()) return;
+  if (!n->is_leaf()) {
+    for (auto& c : detail::as_inner(n)->child) {
+      if (detail::node* child = c.loaded()) number_new_nodes(child, last_nonce, batch, buf, fresh);
+    }
+  }
+  if (last_nonce == detail::max_packed_nonce) {
+    throw error(errc::invalid_argument,
+                "a version may write at most " + std::to_string(detail::max_packed_nonce) + " nodes");
+  }
+  n->nonce() = ++last_nonce;
+  detail::encode_node(n, buf);
+  batch.put_nodes.emplace_back(n->key_in_store(), buf);
+  fresh.push_back(n);
+}
+
+}  // namespace
+
+versioned_tree::versioned_tree(options opts) : opts_(std::move(opts)) {
+  if (!opts_.store) return;
+  ctx_ = std::make_shared<detail::store_context>(opts_.store);
+  latest_ = snapshot(detail::root_ref(nullptr, ctx_), 0);
+  open_store();
+  pruner_ = std::thread([this] { prune_loop(); });
+}
+
+versioned_tree::~versioned_tree() { stop_pruner(); }
+
+void versioned_tree::open_store() {
+  node_store& store = *opts_.store;
+  std::string format;
+  if (!store.read_meta(format_name, format)) {
+    bool empty = true;
+    store.scan_meta("", [&](std::string_view, std::string_view) { return empty = false; });
+    store.scan_nodes(0, INT64_MAX, [&](node_key) { return empty = false; });
+    if (!empty) throw error(errc::not_a_database, "the store holds data but no iavl format record");
+    write_batch batch;
+    batch.put_meta.emplace_back(format_name, format_value);
+    store.write(batch, true);
+  } else if (format != format_value) {
+    throw error(errc::format_mismatch, "the store was written in format '" + format + "'; this library reads '" +
+                                           std::string(format_value) + "'");
+  }
+
+  store.scan_meta(root_prefix, [&](std::string_view name, std::string_view value) {
+    if (name.size() != 9) throw error(errc::corruption, "corrupt root record name");
+    std::int64_t version = 0;
+    for (std::size_t i = 1; i < 9; ++i) version = version << 8 | static_cast<std::uint8_t>(name[i]);
+    if (version < 1 || version > detail::max_packed_version) throw error(errc::corruption, "corrupt root record name");
+    on_store_[version] = {decode_root(version, value)};
+    return true;
+  });
+  const std::int64_t latest = on_store_.empty() ? 0 : on_store_.rbegin()->first;
+
+  // Nodes above the latest version are leftovers of an interrupted rollback_to: drop them.
+  write_batch leftovers;
+  store.scan_nodes(latest + 1, INT64_MAX, [&](node_key k) {
+    leftovers.delete_nodes.push_back(k);
+    return true;
+  });
+  if (!leftovers.empty()) store.write(leftovers, true);
+
+  if (latest > 0) latest_ = load_version(latest, on_store_.at(latest));
+}
+
+snapshot versioned_tree::load_version(std::int64_t version, const root_record& record) const {
+  detail::node* root = record.root ? ctx_->load(*record.root) : nullptr;
+  return snapshot(detail::root_ref(root, ctx_), version);
+}
+
 std::int64_t versioned_tree::latest_version() const {
   std::lock_guard lock(mutex_);
-  return versions_.empty() ? 0 : versions_.rbegin()->first;
+  return latest_.version();
 }
 
 snapshot versioned_tree::last_commit() const {
   std::lock_guard lock(mutex_);
-  return versions_.empty() ? snapshot() : versions_.rbegin()->second;
+  return latest_;
 }
 
 snapshot versioned_tree::at(std::int64_t version) const {
-  std::lock_guard lock(mutex_);
-  const auto it = versions_.find(version);
-  if (it == versions_.end())
-    throw error(errc::version_not_found, "version " + std::to_string(version) + " does not exist");
-  return it->second;
+  std::unique_lock lock(mutex_);
+  if (version == latest_.version() && version > 0) return latest_;
+  if (!ctx_) {
+    const auto it = in_memory_.find(version);
+    if (it == in_memory_.end()) no_version(version);
+    return it->second;
+  }
+  const auto it = on_store_.find(version);
+  if (it == on_store_.end() || it->second.deleting) no_version(version);
+  const root_record record = it->second;
+  lock.unlock();  // loading the root reads the store; the version's nodes stay until it is deleted
+  return load_version(version, record);
 }
 
 std::vector<std::int64_t> versioned_tree::versions() const {
   std::lock_guard lock(mutex_);
   std::vector<std::int64_t> out;
-  out.reserve(versions_.size());
-  for (const auto& [v, s] : versions_) out.push_back(v);
+  if (!ctx_) {
+    for (const auto& [v, s] : in_memory_) out.push_back(v);
+  } else {
+    for (const auto& [v, r] : on_store_) {
+      if (!r.deleting) out.push_back(v);
+    }
+  }
   return out;
 }
 
 snapshot versioned_tree::commit(tree&& working) {
-  std::lock_guard serial(commit_mutex_);  // one commit at a time; readers only wait on mutex_
+  std::lock_guard serial(commit_mutex_);
   const snapshot base = last_commit();
-  const std::int64_t latest = base.version();
-  if (working.version() != latest + 1 || !(working.base_hash_ == base.hash())) {
-    throw error(errc::stale_branch, "working tree of version " + std::to_string(working.version()) +
-                                        " cannot be committed on top of version " + std::to_string(latest));
+  const std::int64_t version = working.version();
+  if (version != base.version() + 1 || !(working.base_hash_ == base.hash()) || working.root_.shared_ctx() != ctx_) {
+    throw error(errc::stale_branch, "working tree of version " + std::to_string(version) +
+                                        " did not branch from the latest version " + std::to_string(base.version()));
   }
-  snapshot s = std::move(working).freeze();  // hashing happens outside the lock
+  if (!ctx_) {
+    snapshot s = std::move(working).freeze();
+    std::lock_guard lock(mutex_);
+    in_memory_.emplace(version, s);
+    latest_ = s;
+  } else {
+    if (version > detail::max_packed_version) {
+      throw error(errc::invalid_argument,
+                  "versions above " + std::to_string(detail::max_packed_version) + " are not supported");
+    }
+    detail::node* root = working.root_.get();
+    write_batch batch;
+    std::vector<detail::node*> fresh;
+    if (root) {
+      detail::ensure_hash(root, ctx_.get());
+      std::uint32_t last_nonce = 0;
+      std::string buf;
+      try {
+        number_new_nodes(root, last_nonce, batch, buf, fresh);
+      } catch (...) {
+        for (detail::node* n : fresh) n->nonce() = 0;
+        throw;
+      }
+    }
+    root_record record{root ? std::optional<node_key>(root->key_in_store()) : std::nullopt};
+    batch.put_meta.emplace_back(root_name(version), encode_root(record.root));
+    try {
+      opts_.store->write(batch, opts_.sync);
+    } catch (...) {
+      for (detail::node* n : fresh) n->nonce() = 0;  // the tree stays as it was: nothing was written
+      throw;
+    }
+    std::int64_t bytes = 0;
+    for (const detail::node* n : fresh) bytes += static_cast<std::int64_t>(detail::footprint(n));
+    ctx_->account().bytes.fetch_add(bytes, std::memory_order_relaxed);
+    snapshot s = std::move(working).freeze();
+    std::lock_guard lock(mutex_);
+    on_store_[version] = record;
+    latest_ = s;
+  }
+  apply_retention(version);
+  return last_commit();
+}
+
+void versioned_tree::apply_retention(std::int64_t latest) {
+  const retention& keep = opts_.keep;
+  if (keep.keep_recent <= 0) return;
+  const auto doomed = [&](std::int64_t v) {
+    return v <= latest - keep.keep_recent && !(keep.keep_every > 0 && v % keep.keep_every == 0);
+  };
   std::lock_guard lock(mutex_);
-  versions_.emplace(s.version(), s);
-  return s;
+  if (!ctx_) {
+    std::erase_if(in_memory_, [&](const auto& e) { return doomed(e.first); });
+    return;
+  }
+  for (auto& [v, record] : on_store_) {
+    if (v >= latest - keep.keep_recent + 1) break;
+    if (!record.deleting && doomed(v)) schedule_deletion(v);
+  }
+}
+
+void versioned_tree::schedule_deletion(std::int64_t version) {
+  on_store_.at(version).deleting = true;
+  prune_queue_.insert(version);
+  prune_wake_.notify_one();
 }
 
 void versioned_tree::delete_version(std::int64_t version) {
-  std::lock_guard lock(mutex_);
-  const auto it = versions_.find(version);
-  if (it == versions_.end())
-    throw error(errc::version_not_found, "version " + std::to_string(version) + " does not exist");
-  if (std::next(it) == versions_.end()) {
-    throw error(errc::invalid_argument, "cannot delete the latest version " + std::to_string(version));
+  {
+    std::lock_guard serial(commit_mutex_);
+    std::lock_guard lock(mutex_);
+    if (version == latest_.version()) {
+      throw error(errc::invalid_argument, "cannot delete the latest version " + std::to_string(version));
+    }
+    if (!ctx_) {
+      if (in_memory_.erase(version) == 0) no_version(version);
+      return;
+    }
+    const auto it = on_store_.find(version);
+    if (it == on_store_.end() || it->second.deleting) no_version(version);
+    schedule_deletion(version);
   }
-  versions_.erase(it);
+  wait_for_pruning();
+}
+
+void versioned_tree::delete_versions_before(std::int64_t version) {
+  {
+    std::lock_guard serial(commit_mutex_);
+    std::lock_guard lock(mutex_);
+    const std::int64_t bound = std::min(version, latest_.version());
+    if (!ctx_) {
+      std::erase_if(in_memory_, [&](const auto& e) { return e.first < bound; });
+      return;
+    }
+    for (auto& [v, record] : on_store_) {
+      if (v >= bound) break;
+      if (!record.deleting) schedule_deletion(v);
+    }
+  }
+  wait_for_pruning();
+}
+
+void versioned_tree::rollback_to(std::int64_t version) {
+  std::lock_guard serial(commit_mutex_);
+  if (!ctx_) {
+    std::lock_guard lock(mutex_);
+    const auto it = in_memory_.find(version);
+    if (it == in_memory_.end()) no_version(version);
+    latest_ = it->second;
+    in_memory_.erase(std::next(it), in_memory_.end());
+    return;
+  }
+  wait_for_pruning();
+  root_record record;
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = on_store_.find(version);
+    if (it == on_store_.end() || it->second.deleting) no_version(version);
+    record = it->second;
+  }
+  node_store& store = *opts_.store;
+  // First the newer versions' roots, atomically: from then on they no longer exist. Their nodes
+  // follow in bounded batches; open_store() finishes the job if this is interrupted.
+  write_batch roots;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = on_store_.upper_bound(version); it != on_store_.end(); ++it) {
+      roots.delete_meta.push_back(root_name(it->first));
+    }
+  }
+  store.write(roots, true);
+  {
+    snapshot reloaded = load_version(version, record);
+    std::lock_guard lock(mutex_);
+    on_store_.erase(on_store_.upper_bound(version), on_store_.end());
+    latest_ = std::move(reloaded);
+  }
+  write_batch nodes;
+  const auto flush = [&] {
+    store.write(nodes, true);
+    nodes.delete_nodes.clear();
+  };
+  store.scan_nodes(version + 1, INT64_MAX, [&](node_key k) {
+    nodes.delete_nodes.push_back(k);
+    if (nodes.delete_nodes.size() >= 100000) flush();
+    return true;
+  });
+  if (!nodes.empty()) flush();
+}
+
+// ---- background pruning --------------------------------------------------------------------
+
+void versioned_tree::wait_for_pruning() {
+  std::unique_lock lock(mutex_);
+  prune_idle_.wait(lock, [&] { return (prune_queue_.empty() && !pruning_) || prune_error_; });
+  if (prune_error_) std::rethrow_exception(std::exchange(prune_error_, nullptr));
+}
+
+void versioned_tree::stop_pruner() {
+  if (!pruner_.joinable()) return;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  prune_wake_.notify_one();
+  pruner_.join();
+}
+
+void versioned_tree::prune_loop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    prune_wake_.wait(lock, [&] { return stopping_ || !prune_queue_.empty(); });
+    if (stopping_) return;
+    const std::int64_t version = *prune_queue_.begin();
+    prune_queue_.erase(prune_queue_.begin());
+    pruning_ = true;
+    lock.unlock();
+    std::exception_ptr failure;
+    try {
+      prune(version);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    lock.lock();
+    pruning_ = false;
+    if (failure && !prune_error_) prune_error_ = failure;
+    prune_idle_.notify_all();
+  }
+}
+
+// Deletes `version`, which is marked deleting: its root record, and each node it reaches that
+// neither the previous nor the next version still in the store reaches. A node of the next
+// version with version <= `version` is shared with it (nodes are never re-created), and so is
+// every node below it; a node with version <= the previous version's is in the previous version.
+void versioned_tree::prune(std::int64_t version) {
+  root_record doomed, next;
+  std::int64_t previous = 0;
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = on_store_.find(version);
+    doomed = it->second;
+    next = std::next(it)->second;  // the latest version is never deleted, so there is a next one
+    if (it != on_store_.begin()) previous = std::prev(it)->first;
+  }
+  const node_store& store = *opts_.store;
+  struct key_hash {
+    std::size_t operator()(node_key k) const {
+      return std::hash<std::int64_t>()(k.version * 0x9e3779b97f4a7c15LL ^ k.nonce);
+    }
+  };
+  std::unordered_set<node_key, key_hash> shared;
+  std::vector<node_key> stack;
+  node_key children[2];
+  if (next.root) stack.push_back(*next.root);
+  while (!stack.empty()) {
+    const node_key k = stack.back();
+    stack.pop_back();
+    if (k.version <= version) {
+      shared.insert(k);
+    } else if (stored_children(store, k, children)) {
+      stack.insert(stack.end(), children, children + 2);
+    }
+  }
+  write_batch batch;
+  if (doomed.root) stack.push_back(*doomed.root);
+  while (!stack.empty()) {
+    const node_key k = stack.back();
+    stack.pop_back();
+    if (k.version <= previous || shared.count(k)) continue;
+    batch.delete_nodes.push_back(k);
+    if (stored_children(store, k, children)) stack.insert(stack.end(), children, children + 2);
+  }
+  batch.delete_meta.push_back(root_name(version));
+  opts_.store->write(batch, false);  // ordered before any later synced write, so never torn
+  std::lock_guard lock(mutex_);
+  on_store_.erase(version);
 }
 
 }  // namespace iavl

@@ -29,8 +29,8 @@ void collect(const iavl::detail::node* n, std::vector<std::string>& out) {
   using namespace iavl::detail;
   std::ostringstream line;
   if (!n->is_leaf()) {
-    collect(as_inner(n)->child[0], out);
-    collect(as_inner(n)->child[1], out);
+    collect(child(as_inner(n), 0, nullptr), out);
+    collect(child(as_inner(n), 1, nullptr), out);
   }
   line << "h=" << int(n->height) << " s=" << size_of(n) << " v=" << n->version() << " k=" << iavl::to_hex(key_of(n));
   if (n->is_leaf()) line << " val=" << iavl::to_hex(as_leaf(n)->value());

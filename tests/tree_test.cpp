@@ -119,16 +119,16 @@ using iavl::detail::node;
 node* leaf(int k) { return iavl::detail::make_leaf(std::string(1, static_cast<char>(k)), "", 1); }
 node* inner(node* l, node* r) {
   node* min_right = r;
-  while (!min_right->is_leaf()) min_right = iavl::detail::as_inner(min_right)->child[0];
+  while (!min_right->is_leaf()) min_right = iavl::detail::as_inner(min_right)->child[0].loaded();
   auto* n = iavl::detail::make_inner(iavl::detail::as_leaf(min_right)->key(), 0, 0, 1, l, r);
-  iavl::detail::update_height_size(n);
+  iavl::detail::update_height_size(n, nullptr);
   return n;
 }
 
 std::string shape(const node* n) {
   if (n->is_leaf()) return std::to_string(static_cast<int>(iavl::detail::as_leaf(n)->key()[0]));
   const auto* in = iavl::detail::as_inner(n);
-  return "(" + shape(in->child[0]) + " " + shape(in->child[1]) + ")";
+  return "(" + shape(in->child[0].loaded()) + " " + shape(in->child[1].loaded()) + ")";
 }
 
 // Builds a committed tree of the given shape (version 1) and exposes its root.
@@ -136,7 +136,7 @@ struct shaped : iavl::snapshot {
   explicit shaped(node* root) : iavl::snapshot(freeze(root)) {}
   static iavl::snapshot freeze(node* root) {
     struct access : iavl::tree {
-      explicit access(node* r) { root_ = iavl::detail::node_ref::adopt(r); }
+      explicit access(node* r) { root_.reset(r); }
     };
     return std::move(access(root)).freeze();
   }

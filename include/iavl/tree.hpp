@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "iavl/detail/node.hpp"
+#include "iavl/detail/store_context.hpp"
 #include "iavl/errors.hpp"
 #include "iavl/hash.hpp"
 
@@ -55,6 +56,40 @@ enum class order { ascending, descending };
 
 enum class set_result { inserted, updated };
 
+namespace detail {
+/// An owning reference to a root node (or to nothing: the empty tree), with the store its
+/// nodes load from (null for a tree without a store).
+class root_ref {
+ public:
+  root_ref() = default;
+  root_ref(node* adopted, std::shared_ptr<store_context> ctx) : n_(adopted), ctx_(std::move(ctx)) {}
+  root_ref(const root_ref& o) : n_(o.n_), ctx_(o.ctx_) {
+    if (n_) retain(n_);
+  }
+  root_ref(root_ref&& o) noexcept : n_(std::exchange(o.n_, nullptr)), ctx_(std::move(o.ctx_)) {}
+  root_ref& operator=(root_ref o) noexcept {
+    std::swap(n_, o.n_);
+    std::swap(ctx_, o.ctx_);
+    return *this;
+  }
+  ~root_ref() {
+    if (n_) release(n_, account_of(ctx_.get()));
+  }
+
+  [[nodiscard]] node* get() const { return n_; }
+  [[nodiscard]] const store_context* ctx() const { return ctx_.get(); }
+  [[nodiscard]] const std::shared_ptr<store_context>& shared_ctx() const { return ctx_; }
+  /// Replaces the root node, adopting the caller's reference (the old one is not released).
+  void reset(node* adopted) { n_ = adopted; }
+  /// Gives up the root node without releasing it.
+  [[nodiscard]] node* take() { return std::exchange(n_, nullptr); }
+
+ private:
+  node* n_ = nullptr;
+  std::shared_ptr<store_context> ctx_;
+};
+}  // namespace detail
+
 /// An input iterator over the entries of a key range, in ascending or descending key order.
 /// Compares equal to std::default_sentinel when exhausted. Holds a reference to the tree's root,
 /// so a snapshot's nodes outlive the snapshot while an iterator is on them.
@@ -65,7 +100,7 @@ class iterator {
 
   iterator() = default;
   /// O(height): positions on the first key of [start, end) in the given order.
-  iterator(detail::node_ref root, std::optional<std::string_view> start, std::optional<std::string_view> end, order o);
+  iterator(detail::root_ref root, std::optional<std::string_view> start, std::optional<std::string_view> end, order o);
 
   entry_view operator*() const { return {leaf_->key(), leaf_->value()}; }
   /// Amortised O(1), O(height) worst case. No allocation.
@@ -77,7 +112,7 @@ class iterator {
   void descend(const detail::node* n);
   void settle();
 
-  detail::node_ref root_;
+  detail::root_ref root_;
   std::vector<const detail::inner_node*> pending_;  // nodes whose far subtree is still to visit
   const detail::leaf_node* leaf_ = nullptr;
   std::optional<std::string> bound_;  // the end (ascending) or start (descending) of the range
@@ -88,14 +123,14 @@ static_assert(std::input_iterator<iterator>);
 /// The entries of a key range; `for (auto [key, value] : t.range(...))`.
 class entry_range {
  public:
-  entry_range(detail::node_ref root, std::optional<std::string_view> start, std::optional<std::string_view> end,
+  entry_range(detail::root_ref root, std::optional<std::string_view> start, std::optional<std::string_view> end,
               order o)
       : root_(std::move(root)), start_(start), end_(end), order_(o) {}
   [[nodiscard]] iterator begin() const { return {root_, start_, end_, order_}; }
   [[nodiscard]] std::default_sentinel_t end() const { return {}; }
 
  private:
-  detail::node_ref root_;
+  detail::root_ref root_;
   std::optional<std::string_view> start_, end_;
   order order_;
 };
@@ -131,9 +166,9 @@ class tree_view {
 
  protected:
   tree_view() = default;
-  tree_view(detail::node_ref root, std::int64_t version) : root_(std::move(root)), version_(version) {}
+  tree_view(detail::root_ref root, std::int64_t version) : root_(std::move(root)), version_(version) {}
 
-  detail::node_ref root_;
+  detail::root_ref root_;
   std::int64_t version_ = 0;
 };
 
@@ -154,7 +189,7 @@ class snapshot : public tree_view {
  private:
   friend class versioned_tree;
   friend class tree;
-  snapshot(detail::node_ref root, std::int64_t version) : tree_view(std::move(root), version) {}
+  snapshot(detail::root_ref root, std::int64_t version) : tree_view(std::move(root), version) {}
 };
 
 /// A working tree: the next version being built. Move-only; for one thread at a time.
@@ -184,7 +219,7 @@ class tree : public tree_view {
  private:
   friend class snapshot;
   friend class versioned_tree;
-  tree(detail::node_ref root, std::int64_t version, const hash256& base_hash)
+  tree(detail::root_ref root, std::int64_t version, const hash256& base_hash)
       : tree_view(std::move(root), version), base_hash_(base_hash) {}
 
   hash256 base_hash_ = empty_tree_hash();  // hash of the version it branched from

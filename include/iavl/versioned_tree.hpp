@@ -8,23 +8,62 @@
 //     db.commit(std::move(deliver));                            // becomes version N+1
 //     check = db.branch();                                      // reset to the new last commit
 //
-// Thread-safety: all member functions may be called from any thread; they serialise on an
-// internal mutex held only briefly (never while hashing). Snapshots returned are thread-safe.
+// Without a node store, versions live in memory. With one (options::store), each commit writes
+// the new nodes, the version's root and nothing else in one atomic batch, synced by default, so
+// a committed version survives a crash at any instant; the tree keeps the latest version's hot
+// nodes in memory within options::cache_bytes and loads the rest on demand. Older versions are
+// kept on disk as the retention policy says; deleting one reclaims every node that no kept
+// version reaches, in a background thread so that commits do not wait for it.
+//
+// Thread-safety: all member functions may be called from any thread; commits and the version
+// management calls (delete_version, rollback_to) serialise with each other. Snapshots returned
+// are thread-safe.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
 #include <vector>
 
+#include "iavl/node_store.hpp"
 #include "iavl/tree.hpp"
 
 namespace iavl {
 
+/// Which committed versions stay readable. Applied at each commit; the latest version is always
+/// kept. The default keeps everything.
+struct retention {
+  std::int64_t keep_recent = 0;  ///< keep the last N versions (0: keep all versions)
+  std::int64_t keep_every = 0;   ///< with keep_recent, also keep every version divisible by this (0: none)
+};
+
+struct options {
+  /// Where nodes live. Null: in memory only, every kept version as an in-memory snapshot.
+  std::shared_ptr<node_store> store;
+  /// Make each commit durable before commit() returns (the store's sync write).
+  bool sync = true;
+  /// Memory budget for the persisted nodes kept in memory (store only).
+  std::size_t cache_bytes = std::size_t{1} << 30;
+  retention keep;
+};
+
 class versioned_tree {
  public:
   /// An empty tree in memory with no committed version (latest_version() == 0).
-  versioned_tree() = default;
+  versioned_tree() : versioned_tree(options{}) {}
+  /// Opens the tree in `opts.store`, continuing from its latest version (an empty store starts
+  /// at version 0). Throws iavl::error: not_a_database when the store holds other data,
+  /// format_mismatch for another format version, corruption, io_error.
+  explicit versioned_tree(options opts);
+  ~versioned_tree();
+  versioned_tree(const versioned_tree&) = delete;
+  versioned_tree& operator=(const versioned_tree&) = delete;
 
   /// The latest committed version, 0 before the first commit.
   [[nodiscard]] std::int64_t latest_version() const;
@@ -32,23 +71,59 @@ class versioned_tree {
   [[nodiscard]] snapshot last_commit() const;
   /// A working tree on top of the last commit. O(1).
   [[nodiscard]] tree branch() const { return last_commit().branch(); }
-  /// A kept version. Throws errc::version_not_found when it was never committed or was deleted.
+  /// A kept version. O(1) in memory; with a store, loads that version's root. Throws
+  /// errc::version_not_found when it was never committed or was deleted.
   [[nodiscard]] snapshot at(std::int64_t version) const;
   /// The kept versions, ascending.
   [[nodiscard]] std::vector<std::int64_t> versions() const;
 
-  /// Hashes `working` and commits it as version latest_version() + 1. Throws errc::stale_branch
-  /// when `working` did not branch from the latest version (it is then left untouched).
+  /// Hashes `working` and commits it as version latest_version() + 1, then applies the
+  /// retention policy. Throws errc::stale_branch when `working` did not branch from the latest
+  /// version, io_error when the store fails; `working` is then left untouched.
   snapshot commit(tree&& working);
 
-  /// Forgets a kept version other than the latest; its nodes are freed once no other kept
-  /// version or live snapshot uses them. Throws errc::version_not_found or errc::invalid_argument.
+  /// Deletes a kept version other than the latest, reclaiming the nodes no kept version reaches,
+  /// and waits until that is done. Throws errc::version_not_found or errc::invalid_argument.
   void delete_version(std::int64_t version);
+  /// Deletes every kept version older than `version`.
+  void delete_versions_before(std::int64_t version);
+  /// Makes the kept `version` the latest again, deleting every newer version and its nodes (a
+  /// node operator's rollback). Working trees branched before are stale afterwards.
+  void rollback_to(std::int64_t version);
+  /// Waits until background pruning is done; rethrows its first failure, if any.
+  void wait_for_pruning();
 
  private:
-  std::mutex commit_mutex_;
+  struct root_record {
+    std::optional<node_key> root;  // none for the empty tree
+    bool deleting = false;         // scheduled for deletion: no longer readable, nodes still intact
+  };
+
+  void open_store();
+  [[nodiscard]] snapshot load_version(std::int64_t version, const root_record& record) const;
+  void apply_retention(std::int64_t latest);
+  void schedule_deletion(std::int64_t version);  // requires mutex_
+  void prune_loop();
+  void prune(std::int64_t version);
+  void stop_pruner();
+
+  options opts_;
+  std::shared_ptr<detail::store_context> ctx_;  // null without a store
+
+  std::mutex commit_mutex_;  // one commit or version-management call at a time
   mutable std::mutex mutex_;
-  std::map<std::int64_t, snapshot> versions_;  // kept versions; the last is the last commit
+  snapshot latest_;
+  std::map<std::int64_t, snapshot> in_memory_;    // kept versions, without a store
+  std::map<std::int64_t, root_record> on_store_;  // kept versions, with a store
+
+  // Background pruning (store only): versions marked deleting whose nodes are still to be
+  // reclaimed, done in ascending order.
+  std::set<std::int64_t> prune_queue_;
+  std::condition_variable prune_wake_, prune_idle_;
+  bool pruning_ = false;
+  bool stopping_ = false;
+  std::exception_ptr prune_error_;
+  std::thread pruner_;
 };
 
 }  // namespace iavl

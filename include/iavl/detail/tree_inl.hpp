@@ -22,22 +22,24 @@ inline void check_sizes(std::string_view key, std::string_view value) {
 }  // namespace detail
 
 inline std::optional<std::string> tree_view::get(std::string_view key) const {
-  const detail::leaf_node* l = detail::find(root_.get(), key);
+  const detail::leaf_node* l = detail::find(root_.get(), key, root_.ctx());
   if (!l) return std::nullopt;
   return std::string(l->value());
 }
 
-inline bool tree_view::has(std::string_view key) const { return detail::find(root_.get(), key) != nullptr; }
+inline bool tree_view::has(std::string_view key) const {
+  return detail::find(root_.get(), key, root_.ctx()) != nullptr;
+}
 
 inline std::optional<entry> tree_view::at(std::int64_t index) const {
   if (index < 0 || index >= size()) return std::nullopt;
-  const detail::leaf_node* l = detail::leaf_at(root_.get(), index);
+  const detail::leaf_node* l = detail::leaf_at(root_.get(), index, root_.ctx());
   return entry{std::string(l->key()), std::string(l->value())};
 }
 
 inline std::optional<std::int64_t> tree_view::index_of(std::string_view key) const {
   bool found = false;
-  const std::int64_t rank = detail::rank_of(root_.get(), key, found);
+  const std::int64_t rank = detail::rank_of(root_.get(), key, found, root_.ctx());
   if (!found) return std::nullopt;
   return rank;
 }
@@ -45,28 +47,28 @@ inline std::optional<std::int64_t> tree_view::index_of(std::string_view key) con
 inline set_result tree::set(std::string_view key, std::string_view value) {
   detail::check_sizes(key, value);
   if (!root_.get()) {
-    root_ = detail::node_ref::adopt(detail::make_leaf(key, value, version_));
+    root_.reset(detail::make_leaf(key, value, version_));
     return set_result::inserted;
   }
   bool updated = false;
-  root_ = detail::node_ref::adopt(detail::insert(root_.take(), true, key, value, version_, updated));
+  root_.reset(detail::insert(root_.take(), true, key, value, version_, updated, root_.ctx()));
   return updated ? set_result::updated : set_result::inserted;
 }
 
 inline bool tree::remove(std::string_view key) {
   if (!has(key)) return false;  // cosmos/iavl leaves the tree untouched then
   std::optional<std::string> new_key;
-  root_ = detail::node_ref::adopt(detail::erase(root_.take(), true, key, version_, new_key));
+  root_.reset(detail::erase(root_.take(), true, key, version_, new_key, root_.ctx()));
   return true;
 }
 
-inline hash256 tree::working_hash() { return root_.get() ? detail::ensure_hash(root_.get()) : empty_tree_hash(); }
+inline hash256 tree::working_hash() {
+  return root_.get() ? detail::ensure_hash(root_.get(), root_.ctx()) : empty_tree_hash();
+}
 
 inline snapshot tree::freeze() && {
-  if (root_.get()) detail::ensure_hash(root_.get());
-  snapshot s(std::move(root_), version_);
-  root_ = {};
-  return s;
+  if (root_.get()) detail::ensure_hash(root_.get(), root_.ctx());
+  return snapshot(std::move(root_), version_);
 }
 
 // ---- iteration ----------------------------------------------------------------------------
@@ -74,7 +76,7 @@ inline snapshot tree::freeze() && {
 // Ascending: `pending_` holds the inner nodes where the walk went left and whose right subtree
 // is still to come; descending mirrors it. The walk stops at the first key outside the bound.
 
-inline iterator::iterator(detail::node_ref root, std::optional<std::string_view> start,
+inline iterator::iterator(detail::root_ref root, std::optional<std::string_view> start,
                           std::optional<std::string_view> end, order o)
     : root_(std::move(root)), order_(o) {
   const auto& bound = o == order::ascending ? end : start;
@@ -82,22 +84,23 @@ inline iterator::iterator(detail::node_ref root, std::optional<std::string_view>
   const detail::node* n = root_.get();
   if (!n) return;
   const bool asc = o == order::ascending;
+  const detail::store_context* ctx = root_.ctx();
   // Descend towards the first key in range, remembering where the far side is still to visit.
   while (!n->is_leaf()) {
     const auto* in = detail::as_inner(n);
     if (asc) {
       if (start && *start >= in->key()) {
-        n = in->child[1];
+        n = detail::child(in, 1, ctx);
       } else {
         pending_.push_back(in);
-        n = in->child[0];
+        n = detail::child(in, 0, ctx);
       }
     } else {
       if (end && *end <= in->key()) {
-        n = in->child[0];
+        n = detail::child(in, 0, ctx);
       } else {
         pending_.push_back(in);
-        n = in->child[1];
+        n = detail::child(in, 1, ctx);
       }
     }
   }
@@ -115,7 +118,7 @@ inline void iterator::descend(const detail::node* n) {
   while (!n->is_leaf()) {
     const auto* in = detail::as_inner(n);
     pending_.push_back(in);
-    n = in->child[toward];
+    n = detail::child(in, toward, root_.ctx());
   }
   leaf_ = detail::as_leaf(n);
 }
@@ -136,7 +139,7 @@ inline iterator& iterator::operator++() {
   }
   const detail::inner_node* in = pending_.back();
   pending_.pop_back();
-  descend(in->child[order_ == order::ascending ? 1 : 0]);
+  descend(detail::child(in, order_ == order::ascending ? 1 : 0, root_.ctx()));
   settle();
   return *this;
 }

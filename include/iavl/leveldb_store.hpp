@@ -1,0 +1,31 @@
+// A node store in a LevelDB database (Debian's libleveldb). Link iavl::leveldb.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "iavl/node_store.hpp"
+
+namespace iavl {
+
+struct leveldb_options {
+  /// Create the database when `path` does not exist yet. Otherwise opening a missing database
+  /// throws errc::not_a_database.
+  bool create_if_missing = true;
+  /// LevelDB's block cache. The tree keeps its own cache of decoded nodes (options::cache_bytes).
+  std::size_t block_cache_bytes = std::size_t{8} << 20;
+  /// LevelDB's memtable size: larger batches flush less often.
+  std::size_t write_buffer_bytes = std::size_t{64} << 20;
+  /// Snappy compression of table blocks (hashes do not compress; keys and values may).
+  bool compression = false;
+};
+
+/// Opens (or creates) the LevelDB database at `path`. Throws iavl::error: not_a_database when
+/// `path` is not a LevelDB directory (a file, or a non-empty directory without a database),
+/// corruption when LevelDB finds its files damaged, io_error otherwise. Block checksums are
+/// verified on every read.
+[[nodiscard]] std::shared_ptr<node_store> open_leveldb_store(const std::string& path,
+                                                             const leveldb_options& options = {});
+
+}  // namespace iavl

@@ -1,0 +1,124 @@
+// open_leveldb_store(): the node store in LevelDB. The only file that includes LevelDB headers.
+#include "iavl/leveldb_store.hpp"
+
+#include <leveldb/cache.h>
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+
+#include <filesystem>
+#include <system_error>
+
+#include "iavl/detail/store_keys.hpp"
+#include "iavl/errors.hpp"
+
+namespace iavl {
+
+namespace {
+
+[[noreturn]] void fail(const leveldb::Status& s, const std::string& what) {
+  const errc code = s.IsCorruption() ? errc::corruption : errc::io_error;
+  throw error(code, "leveldb " + what + ": " + s.ToString());
+}
+
+class leveldb_store final : public node_store {
+ public:
+  leveldb_store(const std::string& path, const leveldb_options& o) : path_(path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const bool exists = fs::exists(path, ec);
+    if (exists && !fs::is_directory(path, ec)) {
+      throw error(errc::not_a_database, "'" + path + "' is not a database directory (it is a file)");
+    }
+    if (exists && !fs::exists(fs::path(path) / "CURRENT", ec) && !fs::is_empty(path, ec)) {
+      throw error(errc::not_a_database, "'" + path + "' is a non-empty directory without a LevelDB database");
+    }
+    if (!exists && !o.create_if_missing) {
+      throw error(errc::not_a_database, "no database at '" + path + "'");
+    }
+    cache_.reset(leveldb::NewLRUCache(o.block_cache_bytes));
+    leveldb::Options options;
+    options.create_if_missing = o.create_if_missing;
+    options.paranoid_checks = true;
+    options.block_cache = cache_.get();
+    options.write_buffer_size = o.write_buffer_bytes;
+    options.compression = o.compression ? leveldb::kSnappyCompression : leveldb::kNoCompression;
+    options.max_file_size = std::size_t{32} << 20;
+    leveldb::DB* db = nullptr;
+    const leveldb::Status s = leveldb::DB::Open(options, path, &db);
+    if (!s.ok()) fail(s, "open of '" + path + "'");
+    db_.reset(db);
+    read_options_.verify_checksums = true;
+  }
+
+  bool read_node(node_key key, std::string& out) const override { return read(detail::node_record_key(key), out); }
+
+  bool read_meta(std::string_view name, std::string& out) const override {
+    return read(detail::meta_record_key(name), out);
+  }
+
+  void scan_meta(std::string_view prefix,
+                 const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    const std::string start = detail::meta_record_key(prefix);
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
+    for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+      const std::string_view name(it->key().data() + 1, it->key().size() - 1);
+      if (!fn(name, std::string_view(it->value().data(), it->value().size()))) return;
+    }
+    if (!it->status().ok()) fail(it->status(), "scan");
+  }
+
+  void scan_nodes(std::int64_t first_version, std::int64_t last_version,
+                  const std::function<bool(node_key)>& fn) const override {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
+    node_key k;
+    for (it->Seek(detail::version_start_key(first_version));
+         it->Valid() && detail::parse_node_record_key(std::string_view(it->key().data(), it->key().size()), k) &&
+         k.version <= last_version;
+         it->Next()) {
+      if (!fn(k)) return;
+    }
+    if (!it->status().ok()) fail(it->status(), "scan");
+  }
+
+  void write(const write_batch& batch, bool sync) override {
+    leveldb::WriteBatch b;
+    for (const auto& [k, v] : batch.put_nodes) b.Put(detail::node_record_key(k), v);
+    for (const auto& k : batch.delete_nodes) b.Delete(detail::node_record_key(k));
+    for (const auto& [name, v] : batch.put_meta) b.Put(detail::meta_record_key(name), v);
+    for (const auto& name : batch.delete_meta) b.Delete(detail::meta_record_key(name));
+    leveldb::WriteOptions options;
+    options.sync = sync;
+    const leveldb::Status s = db_->Write(options, &b);
+    if (!s.ok()) fail(s, "write");
+  }
+
+  std::uint64_t size_bytes() const override {
+    std::uint64_t total = 0;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(path_, ec)) {
+      if (e.is_regular_file(ec)) total += e.file_size(ec);
+    }
+    return total;
+  }
+
+ private:
+  bool read(const std::string& key, std::string& out) const {
+    const leveldb::Status s = db_->Get(read_options_, key, &out);
+    if (s.IsNotFound()) return false;
+    if (!s.ok()) fail(s, "read");
+    return true;
+  }
+
+  std::string path_;
+  std::unique_ptr<leveldb::Cache> cache_;  // outlives db_ (declared first, destroyed last)
+  std::unique_ptr<leveldb::DB> db_;
+  leveldb::ReadOptions read_options_;
+};
+
+}  // namespace
+
+std::shared_ptr<node_store> open_leveldb_store(const std::string& path, const leveldb_options& options) {
+  return std::make_shared<leveldb_store>(path, options);
+}
+
+}  // namespace iavl
