@@ -1,0 +1,531 @@
+// Node stores and store-backed versioned trees. One conformance suite runs on every backend.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include "iavl/iavl.hpp"
+#include "iavl/leveldb_store.hpp"
+#include "support/temp_dir.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- backends under test ------------------------------------------------------------------------
+
+struct memory_backend {
+  static constexpr const char* name = "memory";
+  std::shared_ptr<iavl::node_store> store = iavl::open_memory_store();
+  std::shared_ptr<iavl::node_store> open() { return store; }  // "reopening" keeps the same memory
+};
+
+// LevelDB locks its directory: while a handle is open, "opening" shares it; once every user
+// has let go, the next open reads the files anew.
+struct leveldb_backend {
+  static constexpr const char* name = "leveldb";
+  test_support::temp_dir dir;
+  std::weak_ptr<iavl::node_store> current;
+  std::shared_ptr<iavl::node_store> open() {
+    if (auto open = current.lock()) return open;
+    auto fresh = iavl::open_leveldb_store(dir.path() / "db");
+    current = fresh;
+    return fresh;
+  }
+};
+
+template <typename Backend>
+class StoreConformance : public ::testing::Test {
+ protected:
+  Backend backend;
+};
+
+using backends = ::testing::Types<memory_backend, leveldb_backend>;
+TYPED_TEST_SUITE(StoreConformance, backends);
+
+iavl::node_key key(std::int64_t v, std::uint32_t n) { return {v, n}; }
+
+TYPED_TEST(StoreConformance, ReadsWhatABatchWrote) {
+  auto store = this->backend.open();
+  std::string out;
+  EXPECT_FALSE(store->read_node(key(1, 1), out));
+  EXPECT_FALSE(store->read_meta("x", out));
+  iavl::write_batch b;
+  b.put_nodes = {{key(1, 1), "one"}, {key(1, 2), std::string("\0two", 4)}, {key(300, 7), ""}};
+  b.put_meta = {{"x", "meta"}, {"r1", "a"}, {"r2", "b"}};
+  store->write(b, true);
+  ASSERT_TRUE(store->read_node(key(1, 2), out));
+  EXPECT_EQ(out, std::string("\0two", 4));
+  ASSERT_TRUE(store->read_node(key(300, 7), out));
+  EXPECT_EQ(out, "");
+  ASSERT_TRUE(store->read_meta("x", out));
+  EXPECT_EQ(out, "meta");
+  EXPECT_GT(store->size_bytes(), 0u);
+}
+
+TYPED_TEST(StoreConformance, BatchesPutAndDeleteTogether) {
+  auto store = this->backend.open();
+  iavl::write_batch b;
+  b.put_nodes = {{key(1, 1), "a"}, {key(1, 2), "b"}};
+  b.put_meta = {{"m", "1"}};
+  store->write(b, false);
+  iavl::write_batch c;
+  c.delete_nodes = {key(1, 1)};
+  c.put_nodes = {{key(1, 2), "b2"}};
+  c.delete_meta = {"m"};
+  store->write(c, true);
+  std::string out;
+  EXPECT_FALSE(store->read_node(key(1, 1), out));
+  ASSERT_TRUE(store->read_node(key(1, 2), out));
+  EXPECT_EQ(out, "b2");
+  EXPECT_FALSE(store->read_meta("m", out));
+}
+
+TYPED_TEST(StoreConformance, ScansInKeyOrderWithinBounds) {
+  auto store = this->backend.open();
+  iavl::write_batch b;
+  for (std::int64_t v : {1, 2, 3, 256, 70000}) {
+    for (std::uint32_t n : {1u, 2u, 300u}) b.put_nodes.emplace_back(key(v, n), "x");
+  }
+  b.put_meta = {{"r\x01", "1"}, {"r\x02", "2"}, {"q", "no"}, {"s", "no"}};
+  store->write(b, true);
+  std::vector<iavl::node_key> seen;
+  store->scan_nodes(2, 256, [&](iavl::node_key k) {
+    seen.push_back(k);
+    return true;
+  });
+  EXPECT_EQ(seen, (std::vector<iavl::node_key>{key(2, 1), key(2, 2), key(2, 300), key(3, 1), key(3, 2), key(3, 300),
+                                                key(256, 1), key(256, 2), key(256, 300)}));
+  seen.clear();
+  store->scan_nodes(0, INT64_MAX, [&](iavl::node_key k) {
+    seen.push_back(k);
+    return seen.size() < 4;  // stops early
+  });
+  EXPECT_EQ(seen.size(), 4u);
+  std::vector<std::string> names;
+  store->scan_meta("r", [&](std::string_view name, std::string_view value) {
+    names.emplace_back(name);
+    EXPECT_EQ(value.size(), 1u);
+    return true;
+  });
+  EXPECT_EQ(names, (std::vector<std::string>{"r\x01", "r\x02"}));
+}
+
+// ---- store-backed versioned trees ---------------------------------------------------------------
+
+template <typename Backend>
+class StoredTree : public ::testing::Test {
+ protected:
+  iavl::options opts(iavl::retention keep = {}) { return iavl::options{.store = backend.open(), .keep = keep}; }
+  Backend backend;
+};
+TYPED_TEST_SUITE(StoredTree, backends);
+
+using model = std::map<std::string, std::string>;
+
+// Applies one version's worth of random changes to both a stored tree and an in-memory twin.
+void random_version(std::mt19937_64& rng, iavl::tree& a, iavl::tree& b, model& m, int ops) {
+  for (int i = 0; i < ops; ++i) {
+    const std::string k = "k" + std::to_string(rng() % 3000);
+    if (rng() % 4 == 0) {
+      ASSERT_EQ(a.remove(k), b.remove(k));
+      m.erase(k);
+    } else {
+      const std::string v = std::to_string(rng());
+      a.set(k, v);
+      b.set(k, v);
+      m[k] = v;
+    }
+  }
+}
+
+void expect_contents(const iavl::snapshot& s, const model& m) {
+  ASSERT_EQ(s.size(), static_cast<std::int64_t>(m.size()));
+  for (const auto& [k, v] : m) ASSERT_EQ(s.get(k), v) << k;
+  auto it = m.begin();
+  for (auto [k, v] : s.range()) {
+    ASSERT_EQ(k, it->first);
+    ++it;
+  }
+}
+
+// Every node key reachable from the kept versions, read back from the store.
+std::set<iavl::node_key> reachable(iavl::versioned_tree& db) {
+  std::set<iavl::node_key> out;
+  for (std::int64_t v : db.versions()) {
+    const iavl::snapshot s = db.at(v);
+    std::vector<const iavl::detail::node*> stack;
+    struct access : iavl::snapshot {
+      explicit access(const iavl::snapshot& s) : iavl::snapshot(s) {}
+      const iavl::detail::root_ref& root() const { return root_; }
+    };
+    const access a(s);
+    if (a.root().get()) stack.push_back(a.root().get());
+    while (!stack.empty()) {
+      const iavl::detail::node* n = stack.back();
+      stack.pop_back();
+      if (!out.insert(n->key_in_store()).second) continue;
+      if (!n->is_leaf()) {
+        for (int i = 0; i < 2; ++i) stack.push_back(iavl::detail::child(iavl::detail::as_inner(n), i, a.root().ctx()));
+      }
+    }
+  }
+  return out;
+}
+
+std::size_t stored_nodes(iavl::node_store& store) {
+  std::size_t n = 0;
+  store.scan_nodes(0, INT64_MAX, [&](iavl::node_key) { return ++n, true; });
+  return n;
+}
+
+TYPED_TEST(StoredTree, HashesMatchTheInMemoryTreeAndSurviveReopening) {
+  std::mt19937_64 rng(11);
+  iavl::versioned_tree twin;
+  std::map<std::int64_t, model> models;
+  model m;
+  {
+    iavl::versioned_tree db(this->opts());
+    for (int v = 1; v <= 12; ++v) {
+      iavl::tree a = db.branch(), b = twin.branch();
+      random_version(rng, a, b, m, 700);
+      EXPECT_EQ(a.working_hash(), b.working_hash());
+      const auto s = db.commit(std::move(a));
+      EXPECT_EQ(s.hash(), twin.commit(std::move(b)).hash());
+      models[v] = m;
+    }
+  }
+  iavl::versioned_tree db(this->opts());  // a second opening reads what the first one wrote
+  EXPECT_EQ(db.latest_version(), 12);
+  EXPECT_EQ(db.versions().size(), 12u);
+  for (const auto& [v, mv] : models) {
+    SCOPED_TRACE("version " + std::to_string(v));
+    const iavl::snapshot s = db.at(v);
+    EXPECT_EQ(s.hash(), twin.at(v).hash());
+    s.verify();
+    expect_contents(s, mv);
+  }
+  // And it continues from there.
+  iavl::tree a = db.branch(), b = twin.branch();
+  random_version(rng, a, b, m, 500);
+  EXPECT_EQ(db.commit(std::move(a)).hash(), twin.commit(std::move(b)).hash());
+  db.last_commit().verify();
+}
+
+TYPED_TEST(StoredTree, RetentionKeepsRecentAndEveryKthAndReclaimsTheRest) {
+  std::mt19937_64 rng(5);
+  iavl::versioned_tree twin;
+  iavl::versioned_tree db(this->opts({.keep_recent = 3, .keep_every = 5}));
+  model m;
+  for (int v = 1; v <= 23; ++v) {
+    iavl::tree a = db.branch(), b = twin.branch();
+    random_version(rng, a, b, m, 300);
+    (void)db.commit(std::move(a));
+    (void)twin.commit(std::move(b));
+  }
+  db.wait_for_pruning();
+  EXPECT_EQ(db.versions(), (std::vector<std::int64_t>{5, 10, 15, 20, 21, 22, 23}));
+  for (std::int64_t v : db.versions()) {
+    const iavl::snapshot s = db.at(v);
+    EXPECT_EQ(s.hash(), twin.at(v).hash());
+    s.verify();
+  }
+  EXPECT_THROW((void)db.at(4), iavl::error);
+  // Exactly the nodes that kept versions reach are left in the store.
+  auto store = this->backend.open();
+  EXPECT_EQ(stored_nodes(*store), reachable(db).size());
+}
+
+TYPED_TEST(StoredTree, DeletingAMiddleVersionKeepsItsNeighboursWhole) {
+  std::mt19937_64 rng(8);
+  iavl::versioned_tree twin;
+  iavl::versioned_tree db(this->opts());
+  model m;
+  for (int v = 1; v <= 8; ++v) {
+    iavl::tree a = db.branch(), b = twin.branch();
+    random_version(rng, a, b, m, 400);
+    (void)db.commit(std::move(a));
+    (void)twin.commit(std::move(b));
+  }
+  auto store = this->backend.open();
+  const std::size_t before = stored_nodes(*store);
+  db.delete_version(4);
+  db.delete_version(5);
+  db.delete_versions_before(3);
+  EXPECT_EQ(db.versions(), (std::vector<std::int64_t>{3, 6, 7, 8}));
+  EXPECT_LT(stored_nodes(*store), before);
+  EXPECT_EQ(stored_nodes(*store), reachable(db).size());
+  for (std::int64_t v : db.versions()) {
+    db.at(v).verify();
+    EXPECT_EQ(db.at(v).hash(), twin.at(v).hash());
+  }
+  EXPECT_THROW(db.delete_version(8), iavl::error);  // the latest
+  try {
+    db.delete_version(4);
+    FAIL();
+  } catch (const iavl::error& e) {
+    EXPECT_EQ(e.code(), iavl::errc::version_not_found);
+  }
+}
+
+TYPED_TEST(StoredTree, RollbackToAnOlderVersionDeletesNewerOnes) {
+  std::mt19937_64 rng(9);
+  iavl::versioned_tree twin;
+  model m;
+  std::map<std::int64_t, model> models;
+  {
+    iavl::versioned_tree db(this->opts());
+    for (int v = 1; v <= 6; ++v) {
+      iavl::tree a = db.branch(), b = twin.branch();
+      random_version(rng, a, b, m, 400);
+      (void)db.commit(std::move(a));
+      (void)twin.commit(std::move(b));
+      models[v] = m;
+    }
+    iavl::tree stale = db.branch();
+    db.rollback_to(3);
+    EXPECT_EQ(db.latest_version(), 3);
+    EXPECT_EQ(db.versions(), (std::vector<std::int64_t>{1, 2, 3}));
+    EXPECT_EQ(db.last_commit().hash(), twin.at(3).hash());
+    EXPECT_THROW((void)db.commit(std::move(stale)), iavl::error);
+    auto store = this->backend.open();
+    std::size_t newer = 0;
+    store->scan_nodes(4, INT64_MAX, [&](iavl::node_key) { return ++newer, true; });
+    EXPECT_EQ(newer, 0u);
+    EXPECT_EQ(stored_nodes(*store), reachable(db).size());
+  }
+  iavl::versioned_tree db(this->opts());
+  EXPECT_EQ(db.latest_version(), 3);
+  expect_contents(db.last_commit(), models[3]);
+  // A new version 4 on top of the rollback.
+  iavl::tree a = db.branch();
+  a.set("after", "rollback");
+  EXPECT_EQ(db.commit(std::move(a)).version(), 4);
+  db.last_commit().verify();
+}
+
+TYPED_TEST(StoredTree, EmptyTreesAndEmptyKeysPersist) {
+  {
+    iavl::versioned_tree db(this->opts());
+    (void)db.commit(db.branch());  // version 1: empty
+    iavl::tree t = db.branch();
+    t.set("", "");
+    (void)db.commit(std::move(t));
+    iavl::tree u = db.branch();
+    u.remove("");
+    (void)db.commit(std::move(u));
+  }
+  iavl::versioned_tree db(this->opts());
+  EXPECT_EQ(db.latest_version(), 3);
+  EXPECT_EQ(db.at(1).hash(), iavl::empty_tree_hash());
+  EXPECT_EQ(db.at(2).get(""), "");
+  EXPECT_TRUE(db.at(3).empty());
+}
+
+TYPED_TEST(StoredTree, TreesOfAnotherDatabaseAreStale) {
+  iavl::versioned_tree db(this->opts());
+  iavl::versioned_tree other;
+  EXPECT_THROW((void)db.commit(other.branch()), iavl::error);
+  EXPECT_THROW((void)db.commit(iavl::tree()), iavl::error);
+  EXPECT_NO_THROW((void)db.commit(db.branch()));
+}
+
+// ---- failures -----------------------------------------------------------------------------------
+
+// Passes everything to a memory store, but fails writes while `fail_writes` is set.
+class failing_store : public iavl::node_store {
+ public:
+  bool fail_writes = false;
+  bool read_node(iavl::node_key k, std::string& out) const override { return inner->read_node(k, out); }
+  bool read_meta(std::string_view n, std::string& out) const override { return inner->read_meta(n, out); }
+  void scan_meta(std::string_view p, const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    inner->scan_meta(p, fn);
+  }
+  void scan_nodes(std::int64_t a, std::int64_t b, const std::function<bool(iavl::node_key)>& fn) const override {
+    inner->scan_nodes(a, b, fn);
+  }
+  void write(const iavl::write_batch& batch, bool sync) override {
+    if (fail_writes) throw iavl::error(iavl::errc::io_error, "injected write failure");
+    inner->write(batch, sync);
+  }
+  std::uint64_t size_bytes() const override { return inner->size_bytes(); }
+  std::shared_ptr<iavl::node_store> inner = iavl::open_memory_store();
+};
+
+TEST(StoreFailures, AFailedCommitChangesNothingAndCanBeRetried) {
+  auto store = std::make_shared<failing_store>();
+  iavl::versioned_tree db(iavl::options{.store = store});
+  iavl::versioned_tree twin;
+  iavl::tree a = db.branch(), b = twin.branch();
+  for (int i = 0; i < 500; ++i) {
+    a.set("k" + std::to_string(i), "v");
+    b.set("k" + std::to_string(i), "v");
+  }
+  (void)db.commit(std::move(a));
+  (void)twin.commit(std::move(b));
+  a = db.branch();
+  b = twin.branch();
+  for (int i = 0; i < 500; i += 3) {
+    a.set("k" + std::to_string(i), "w");
+    b.set("k" + std::to_string(i), "w");
+  }
+  store->fail_writes = true;
+  try {
+    (void)db.commit(std::move(a));
+    FAIL() << "expected io_error";
+  } catch (const iavl::error& e) {
+    EXPECT_EQ(e.code(), iavl::errc::io_error);
+  }
+  EXPECT_EQ(db.latest_version(), 1);
+  EXPECT_EQ(a.get("k3"), "w");
+  store->fail_writes = false;
+  EXPECT_EQ(db.commit(std::move(a)).hash(), twin.commit(std::move(b)).hash());
+  iavl::versioned_tree reopened(iavl::options{.store = store});
+  EXPECT_EQ(reopened.last_commit().hash(), twin.last_commit().hash());
+  reopened.last_commit().verify();
+}
+
+TEST(StoreFailures, AMissingNodeIsATypedError) {
+  auto store = iavl::open_memory_store();
+  {
+    iavl::versioned_tree db(iavl::options{.store = store});
+    iavl::tree t = db.branch();
+    for (int i = 0; i < 100; ++i) t.set("k" + std::to_string(i), "v");
+    (void)db.commit(std::move(t));
+  }
+  iavl::write_batch damage;
+  damage.delete_nodes.push_back({1, 5});
+  store->write(damage, true);
+  iavl::versioned_tree db(iavl::options{.store = store});
+  try {
+    db.last_commit().verify();
+    FAIL() << "expected corruption";
+  } catch (const iavl::error& e) {
+    EXPECT_EQ(e.code(), iavl::errc::corruption);
+    EXPECT_NE(std::string(e.what()).find("node 1/5"), std::string::npos) << e.what();
+  }
+}
+
+TEST(StoreFailures, ADamagedNodeRecordIsATypedError) {
+  auto store = iavl::open_memory_store();
+  {
+    iavl::versioned_tree db(iavl::options{.store = store});
+    iavl::tree t = db.branch();
+    for (int i = 0; i < 50; ++i) t.set("k" + std::to_string(i), "v");
+    (void)db.commit(std::move(t));
+  }
+  // Every truncation and a flipped kind byte of the root record.
+  std::string root_bytes;
+  std::string root_meta;
+  ASSERT_TRUE(store->read_meta(std::string("r") + std::string(7, '\0') + "\x01", root_meta));
+  std::uint32_t nonce = 0;
+  store->scan_nodes(1, 1, [&](iavl::node_key k) { return nonce = k.nonce, true; });  // the root is numbered last
+  ASSERT_TRUE(store->read_node({1, nonce}, root_bytes));
+  for (std::size_t len = 0; len < root_bytes.size(); ++len) {
+    iavl::write_batch b;
+    b.put_nodes.emplace_back(iavl::node_key{1, nonce}, root_bytes.substr(0, len));
+    store->write(b, true);
+    try {
+      iavl::versioned_tree db(iavl::options{.store = store});
+      (void)db.last_commit().get("k1");
+      FAIL() << "truncated to " << len;
+    } catch (const iavl::error& e) {
+      EXPECT_EQ(e.code(), iavl::errc::corruption) << e.what();
+    }
+  }
+}
+
+TEST(StoreFailures, ForeignOrOtherFormatStoresAreRejected) {
+  auto foreign = iavl::open_memory_store();
+  iavl::write_batch b;
+  b.put_meta.emplace_back("something", "else");
+  foreign->write(b, true);
+  try {
+    iavl::versioned_tree db(iavl::options{.store = foreign});
+    FAIL();
+  } catch (const iavl::error& e) {
+    EXPECT_EQ(e.code(), iavl::errc::not_a_database);
+  }
+  auto other_format = iavl::open_memory_store();
+  iavl::write_batch f;
+  f.put_meta.emplace_back("format", "iavl-cpp node store 99");
+  other_format->write(f, true);
+  try {
+    iavl::versioned_tree db(iavl::options{.store = other_format});
+    FAIL();
+  } catch (const iavl::error& e) {
+    EXPECT_EQ(e.code(), iavl::errc::format_mismatch);
+    EXPECT_NE(std::string(e.what()).find("99"), std::string::npos);
+  }
+}
+
+TEST(LevelDbStore, PathsThatAreNotDatabasesAreRejected) {
+  test_support::temp_dir dir;
+  const fs::path file = dir.path() / "file";
+  std::ofstream(file) << "not a database";
+  const fs::path junk = dir.path() / "junk";
+  fs::create_directory(junk);
+  std::ofstream(junk / "notes.txt") << "hello";
+  for (const fs::path& p : {file, junk}) {
+    try {
+      (void)iavl::open_leveldb_store(p);
+      FAIL() << p;
+    } catch (const iavl::error& e) {
+      EXPECT_EQ(e.code(), iavl::errc::not_a_database) << e.what();
+    }
+  }
+  try {
+    (void)iavl::open_leveldb_store(dir.path() / "missing", {.create_if_missing = false});
+    FAIL();
+  } catch (const iavl::error& e) {
+    EXPECT_EQ(e.code(), iavl::errc::not_a_database);
+  }
+}
+
+// Flips bytes in the table files of a closed database: opening or reading it must fail with a
+// typed error (LevelDB's block checksums, our record checks), never crash.
+TEST(LevelDbStore, DamagedFilesGiveTypedErrors) {
+  test_support::temp_dir dir;
+  const fs::path path = dir.path() / "db";
+  {
+    iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, {.write_buffer_bytes = 64 << 10})});
+    for (int v = 0; v < 4; ++v) {
+      iavl::tree t = db.branch();
+      for (int i = 0; i < 3000; ++i) t.set("key" + std::to_string(i * 7 + v), std::string(40, 'a' + v));
+      (void)db.commit(std::move(t));
+    }
+  }
+  std::vector<fs::path> tables;
+  for (const auto& e : fs::directory_iterator(path)) {
+    if (e.path().extension() == ".ldb") tables.push_back(e.path());
+  }
+  ASSERT_FALSE(tables.empty());
+  int typed_errors = 0;
+  for (int round = 0; round < 8; ++round) {
+    const test_support::temp_dir copy_dir;
+    const fs::path copy = copy_dir.path() / "db";
+    fs::copy(path, copy);
+    const fs::path victim = copy / tables[round % tables.size()].filename();
+    std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
+    const auto size = fs::file_size(victim);
+    for (int i = 0; i < 16; ++i) {
+      f.seekp(static_cast<std::streamoff>((size * (round * 16 + i + 1) / 131) % size));
+      f.put(static_cast<char>(0xA5 ^ i));
+    }
+    f.close();
+    try {
+      iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(copy)});
+      db.last_commit().verify();
+      for (std::int64_t v : db.versions()) db.at(v).verify();
+    } catch (const iavl::error& e) {
+      EXPECT_TRUE(e.code() == iavl::errc::corruption || e.code() == iavl::errc::io_error) << e.what();
+      ++typed_errors;
+    }
+  }
+  EXPECT_GT(typed_errors, 0);  // damage to table blocks is detected
+}
+
+}  // namespace
