@@ -143,7 +143,8 @@ node* decode_node(node_key key, std::string_view bytes) {
   } else {
     r.fail("unknown node kind " + std::to_string(kind));
   }
-  n->flags |= hash_valid;
+  n->set_hash_valid(true);
+  n->touch();  // a node is loaded because it is read
   n->nonce() = key.nonce;
   return n;
 }

@@ -87,6 +87,7 @@ void number_new_nodes(detail::node* n, std::uint32_t& last_nonce, write_batch& b
 versioned_tree::versioned_tree(options opts) : opts_(std::move(opts)) {
   if (!opts_.store) return;
   ctx_ = std::make_shared<detail::store_context>(opts_.store);
+  cache_ = std::make_unique<detail::node_cache>(opts_.cache_bytes);
   latest_ = snapshot(detail::root_ref(nullptr, ctx_), 0);
   open_store();
   pruner_ = std::thread([this] { prune_loop(); });
@@ -223,7 +224,20 @@ snapshot versioned_tree::commit(tree&& working) {
     latest_ = s;
   }
   apply_retention(version);
-  return last_commit();
+  snapshot committed = last_commit();
+  if (cache_) cache_->trim(committed.root_.get(), *ctx_);
+  return committed;
+}
+
+void versioned_tree::trim_cache() {
+  if (!cache_) return;
+  std::lock_guard serial(commit_mutex_);
+  const snapshot latest = last_commit();
+  cache_->trim(latest.root_.get(), *ctx_);
+}
+
+std::int64_t versioned_tree::cached_bytes() const {
+  return ctx_ ? ctx_->account().bytes.load(std::memory_order_relaxed) : 0;
 }
 
 void versioned_tree::apply_retention(std::int64_t latest) {

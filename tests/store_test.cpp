@@ -307,6 +307,30 @@ TYPED_TEST(StoredTree, RollbackToAnOlderVersionDeletesNewerOnes) {
   db.last_commit().verify();
 }
 
+TYPED_TEST(StoredTree, ASmallCacheStaysWithinBudgetAndReadsStayRight) {
+  std::mt19937_64 rng(21);
+  iavl::versioned_tree twin;
+  iavl::options o = this->opts();
+  o.cache_bytes = 48 << 10;
+  iavl::versioned_tree db(o);
+  model m;
+  std::int64_t peak = 0;
+  for (int v = 1; v <= 25; ++v) {
+    iavl::tree a = db.branch(), b = twin.branch();
+    random_version(rng, a, b, m, 400);
+    const iavl::snapshot s = db.commit(std::move(a));
+    EXPECT_EQ(s.hash(), twin.commit(std::move(b)).hash());
+    EXPECT_LE(db.cached_bytes(), static_cast<std::int64_t>(o.cache_bytes)) << "after version " << v;
+    peak = std::max(peak, db.cached_bytes());
+  }
+  expect_contents(db.last_commit(), m);  // reads everything back, loading evicted nodes again
+  EXPECT_GT(db.cached_bytes(), static_cast<std::int64_t>(o.cache_bytes));  // a full read exceeds it...
+  db.trim_cache();
+  EXPECT_LE(db.cached_bytes(), static_cast<std::int64_t>(o.cache_bytes));  // ...until trimmed
+  db.last_commit().verify();
+  EXPECT_GT(peak, 0);
+}
+
 TYPED_TEST(StoredTree, EmptyTreesAndEmptyKeysPersist) {
   {
     iavl::versioned_tree db(this->opts());

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "iavl/detail/epoch.hpp"
 #include "iavl/detail/node.hpp"
 #include "iavl/detail/store_context.hpp"
 #include "iavl/errors.hpp"
@@ -92,7 +93,9 @@ class root_ref {
 
 /// An input iterator over the entries of a key range, in ascending or descending key order.
 /// Compares equal to std::default_sentinel when exhausted. Holds a reference to the tree's root,
-/// so a snapshot's nodes outlive the snapshot while an iterator is on them.
+/// so a snapshot's nodes outlive the snapshot while an iterator is on them. For a tree with a
+/// store, an iterator must stay on the thread that made it, and while it lives the memory of
+/// nodes the cache unloads is not reclaimed.
 class iterator {
  public:
   using value_type = entry_view;
@@ -113,6 +116,7 @@ class iterator {
   void settle();
 
   detail::root_ref root_;
+  detail::store_guard guard_;                       // nodes on the path stay valid while the iterator lives
   std::vector<const detail::inner_node*> pending_;  // nodes whose far subtree is still to visit
   const detail::leaf_node* leaf_ = nullptr;
   std::optional<std::string> bound_;  // the end (ascending) or start (descending) of the range

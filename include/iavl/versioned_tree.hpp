@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "iavl/detail/node_cache.hpp"
 #include "iavl/node_store.hpp"
 #include "iavl/tree.hpp"
 
@@ -92,6 +93,12 @@ class versioned_tree {
   void rollback_to(std::int64_t version);
   /// Waits until background pruning is done; rethrows its first failure, if any.
   void wait_for_pruning();
+  /// With a store: unloads cold nodes of the latest version until its memory is within
+  /// options::cache_bytes. commit() does this; a process that only reads may call it now and
+  /// then. Nodes that snapshots of older versions loaded stay until those snapshots go.
+  void trim_cache();
+  /// Bytes of memory the persisted nodes in memory take (0 without a store).
+  [[nodiscard]] std::int64_t cached_bytes() const;
 
  private:
   struct root_record {
@@ -109,6 +116,7 @@ class versioned_tree {
 
   options opts_;
   std::shared_ptr<detail::store_context> ctx_;  // null without a store
+  std::unique_ptr<detail::node_cache> cache_;   // with a store
 
   std::mutex commit_mutex_;  // one commit or version-management call at a time
   mutable std::mutex mutex_;

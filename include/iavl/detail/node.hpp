@@ -30,6 +30,7 @@
 namespace iavl::detail {
 
 inline constexpr std::uint8_t hash_valid = 1;  // node::flags bit: hash() holds the node's hash
+inline constexpr std::uint8_t accessed = 2;    // node::flags bit: read since the cache last swept past it
 
 // Node keys packed into a tagged child slot: version < 2^32, nonce < 2^31.
 inline constexpr std::int64_t max_packed_version = (std::int64_t{1} << 32) - 1;
@@ -80,12 +81,28 @@ class child_slot {
 
 struct node {
   std::atomic<std::uint32_t> refs{1};
-  std::uint8_t height = 0;  // 0 for a leaf
-  std::uint8_t flags = 0;
+  std::uint8_t height = 0;             // 0 for a leaf
+  std::atomic<std::uint8_t> flags{0};  // atomic: readers on any thread set `accessed`
   std::uint16_t key_size = 0;
 
   [[nodiscard]] bool is_leaf() const { return height == 0; }
-  [[nodiscard]] bool has_hash() const { return (flags & hash_valid) != 0; }
+  [[nodiscard]] bool has_hash() const { return (flags.load(std::memory_order_relaxed) & hash_valid) != 0; }
+  /// Only the owner of an unshared node changes its hash.
+  void set_hash_valid(bool valid) {
+    if (valid) {
+      flags.fetch_or(hash_valid, std::memory_order_relaxed);
+    } else {
+      flags.fetch_and(static_cast<std::uint8_t>(~hash_valid), std::memory_order_relaxed);
+    }
+  }
+  /// Notes a read for the cache; writes only when the bit is not set yet.
+  void touch() {
+    if (!(flags.load(std::memory_order_relaxed) & accessed)) flags.fetch_or(accessed, std::memory_order_relaxed);
+  }
+  /// Clears the read mark; returns whether it was set.
+  bool take_touch() {
+    return (flags.fetch_and(static_cast<std::uint8_t>(~accessed), std::memory_order_relaxed) & accessed) != 0;
+  }
 
   [[nodiscard]] std::int64_t& version() { return *reinterpret_cast<std::int64_t*>(base() - 8); }
   [[nodiscard]] std::int64_t version() const { return *reinterpret_cast<const std::int64_t*>(base() - 8); }

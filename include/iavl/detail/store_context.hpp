@@ -46,11 +46,15 @@ class store_context {
 [[nodiscard]] node* load_child(const inner_node* parent, int i, std::uintptr_t bits, const store_context* ctx);
 
 /// Child `i` of `n`, loaded from the store when it is not in memory. `ctx` is null for trees
-/// without a store, whose children are always in memory.
+/// without a store, whose children are always in memory. With a store, the caller holds a
+/// read_guard (detail/epoch.hpp), and the child is marked as read for the cache.
 [[nodiscard]] inline node* child(const inner_node* n, int i, const store_context* ctx) {
   const std::uintptr_t b = n->child[i].bits();
-  if (!is_key(b)) [[likely]]
-    return reinterpret_cast<node*>(b);
+  if (!is_key(b)) [[likely]] {
+    node* c = reinterpret_cast<node*>(b);
+    if (ctx) c->touch();
+    return c;
+  }
   return load_child(n, i, b, ctx);
 }
 

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "iavl/detail/epoch.hpp"
 #include "iavl/detail/tree_ops.hpp"
 #include "iavl/tree.hpp"
 
@@ -22,6 +23,7 @@ inline void check_sizes(std::string_view key, std::string_view value) {
 }  // namespace detail
 
 inline std::optional<std::string> tree_view::get(std::string_view key) const {
+  const detail::store_guard guard(root_.ctx());
   const detail::leaf_node* l = detail::find(root_.get(), key, root_.ctx());
   if (!l) return std::nullopt;
   return std::string(l->value());
@@ -33,11 +35,13 @@ inline bool tree_view::has(std::string_view key) const {
 
 inline std::optional<entry> tree_view::at(std::int64_t index) const {
   if (index < 0 || index >= size()) return std::nullopt;
+  const detail::store_guard guard(root_.ctx());
   const detail::leaf_node* l = detail::leaf_at(root_.get(), index, root_.ctx());
   return entry{std::string(l->key()), std::string(l->value())};
 }
 
 inline std::optional<std::int64_t> tree_view::index_of(std::string_view key) const {
+  const detail::store_guard guard(root_.ctx());
   bool found = false;
   const std::int64_t rank = detail::rank_of(root_.get(), key, found, root_.ctx());
   if (!found) return std::nullopt;
@@ -46,6 +50,7 @@ inline std::optional<std::int64_t> tree_view::index_of(std::string_view key) con
 
 inline set_result tree::set(std::string_view key, std::string_view value) {
   detail::check_sizes(key, value);
+  const detail::store_guard guard(root_.ctx());
   if (!root_.get()) {
     root_.reset(detail::make_leaf(key, value, version_));
     return set_result::inserted;
@@ -56,6 +61,7 @@ inline set_result tree::set(std::string_view key, std::string_view value) {
 }
 
 inline bool tree::remove(std::string_view key) {
+  const detail::store_guard guard(root_.ctx());
   if (!has(key)) return false;  // cosmos/iavl leaves the tree untouched then
   std::optional<std::string> new_key;
   root_.reset(detail::erase(root_.take(), true, key, version_, new_key, root_.ctx()));
@@ -63,10 +69,12 @@ inline bool tree::remove(std::string_view key) {
 }
 
 inline hash256 tree::working_hash() {
+  const detail::store_guard guard(root_.ctx());
   return root_.get() ? detail::ensure_hash(root_.get(), root_.ctx()) : empty_tree_hash();
 }
 
 inline snapshot tree::freeze() && {
+  const detail::store_guard guard(root_.ctx());
   if (root_.get()) detail::ensure_hash(root_.get(), root_.ctx());
   return snapshot(std::move(root_), version_);
 }
@@ -78,7 +86,7 @@ inline snapshot tree::freeze() && {
 
 inline iterator::iterator(detail::root_ref root, std::optional<std::string_view> start,
                           std::optional<std::string_view> end, order o)
-    : root_(std::move(root)), order_(o) {
+    : root_(std::move(root)), guard_(root_.ctx()), order_(o) {
   const auto& bound = o == order::ascending ? end : start;
   if (bound) bound_.emplace(*bound);
   const detail::node* n = root_.get();

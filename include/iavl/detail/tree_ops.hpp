@@ -91,7 +91,7 @@ inline const hash256& ensure_hash(node* n, const store_context* ctx) {
     const hash256& right = ensure_hash(child(in, 1, ctx), ctx);
     n->hash() = inner_hash(n->height, in->size(), n->version(), left, right);
   }
-  n->flags |= hash_valid;
+  n->set_hash_valid(true);
   return n->hash();
 }
 
@@ -128,7 +128,7 @@ inline void update_height_size(inner_node* n, const store_context* ctx) {
     n->inner_nonce() = 0;
   }
   n->version() = version;
-  n->flags &= static_cast<std::uint8_t>(~hash_valid);
+  n->set_hash_valid(false);
   return n;
 }
 

@@ -1,0 +1,35 @@
+// The memory budget of a store-backed tree: evicts cold subtrees of the latest version. Internal.
+//
+// Nodes note reads in their `accessed` bit. trim() sweeps the latest tree in key order from
+// where it last stopped (a CLOCK over subtrees): a loaded child read since the last sweep loses
+// its mark and is searched for colder parts below; one that was not is unloaded whole (its
+// parent's slot goes back to its node key) and its reference retired until no reader can see
+// it. Persisted nodes only: the latest version has no others.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "iavl/detail/epoch.hpp"
+#include "iavl/detail/store_context.hpp"
+
+namespace iavl::detail {
+
+class node_cache {
+ public:
+  explicit node_cache(std::size_t budget_bytes) : budget_(budget_bytes) {}
+
+  /// When the account is over budget, unloads cold subtrees of `root` until the estimate of
+  /// what they hold brings it to 90% of the budget. For the one thread that commits.
+  void trim(node* root, const store_context& ctx);
+
+ private:
+  bool sweep(inner_node* n, const store_context& ctx);
+
+  std::size_t budget_;
+  std::string hand_;  // the sweep resumes at this key
+  std::int64_t to_free_ = 0;
+  retire_list retired_;
+};
+
+}  // namespace iavl::detail

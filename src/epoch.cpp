@@ -1,0 +1,105 @@
+// Epoch-based reclamation (see detail/epoch.hpp).
+//
+// A guard publishes the global epoch it saw in its thread's slot, then fences, so that a writer
+// that advanced the epoch after unlinking a node either sees the slot (and waits) or the reader
+// sees the unlink. A reference retired at epoch e is released once every active slot is past e.
+#include "iavl/detail/epoch.hpp"
+
+#include <memory>
+#include <mutex>
+
+namespace iavl::detail {
+
+namespace {
+
+struct alignas(64) slot {
+  std::atomic<std::uint64_t> active{0};  // the epoch its thread entered at; 0: not reading
+  std::atomic<bool> taken{false};
+};
+
+std::atomic<std::uint64_t> global_epoch{1};
+std::mutex slots_mutex;
+std::vector<std::unique_ptr<slot>>& all_slots() {
+  static auto* slots = new std::vector<std::unique_ptr<slot>>();  // never destroyed: threads outlive statics
+  return *slots;
+}
+
+// The calling thread's slot, taken on first use and given back when the thread ends.
+struct thread_slot {
+  slot* s = nullptr;
+  int depth = 0;
+  thread_slot() {
+    std::lock_guard lock(slots_mutex);
+    for (auto& candidate : all_slots()) {
+      bool expected = false;
+      if (candidate->taken.compare_exchange_strong(expected, true)) {
+        s = candidate.get();
+        return;
+      }
+    }
+    all_slots().push_back(std::make_unique<slot>());
+    s = all_slots().back().get();
+    s->taken = true;
+  }
+  ~thread_slot() {
+    s->active.store(0, std::memory_order_release);
+    s->taken.store(false, std::memory_order_release);
+  }
+};
+
+thread_slot& this_thread() {
+  thread_local thread_slot t;
+  return t;
+}
+
+std::uint64_t oldest_active_epoch() {
+  std::uint64_t oldest = UINT64_MAX;
+  std::lock_guard lock(slots_mutex);
+  for (const auto& s : all_slots()) {
+    const std::uint64_t e = s->active.load(std::memory_order_acquire);
+    if (e != 0 && e < oldest) oldest = e;
+  }
+  return oldest;
+}
+
+}  // namespace
+
+read_guard::read_guard() {
+  thread_slot& t = this_thread();
+  if (t.depth++ == 0) {
+    t.s->active.store(global_epoch.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+}
+
+read_guard::~read_guard() {
+  thread_slot& t = this_thread();
+  if (--t.depth == 0) t.s->active.store(0, std::memory_order_release);
+}
+
+void retire_list::retire(node* n, memory_account* account) {
+  // The unlink happened before this; readers that start after the increment cannot reach n.
+  waiting_.push_back({n, account, global_epoch.fetch_add(1, std::memory_order_seq_cst)});
+}
+
+std::size_t retire_list::collect() {
+  if (waiting_.empty()) return 0;
+  const std::uint64_t oldest = oldest_active_epoch();
+  std::size_t kept = 0;
+  for (const entry& e : waiting_) {
+    if (e.epoch < oldest) {
+      release(e.n, e.account);
+    } else {
+      waiting_[kept++] = e;
+    }
+  }
+  waiting_.resize(kept);
+  return kept;
+}
+
+retire_list::~retire_list() {
+  // Owners destroy their list only when no reader of their trees is left.
+  for (const entry& e : waiting_) release(e.n, e.account);
+}
+
+}  // namespace iavl::detail

@@ -1,0 +1,68 @@
+#include "iavl/detail/node_cache.hpp"
+
+#include <vector>
+
+namespace iavl::detail {
+
+namespace {
+
+// Bytes of the nodes of a subtree that are in memory.
+std::int64_t loaded_bytes(const node* n) {
+  std::int64_t total = 0;
+  std::vector<const node*> stack{n};
+  while (!stack.empty()) {
+    const node* x = stack.back();
+    stack.pop_back();
+    total += static_cast<std::int64_t>(footprint(x));
+    if (!x->is_leaf()) {
+      for (const auto& c : as_inner(x)->child) {
+        if (const node* loaded = c.loaded()) stack.push_back(loaded);
+      }
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+void node_cache::trim(node* root, const store_context& ctx) {
+  retired_.collect();
+  const std::int64_t bytes = ctx.account().bytes.load(std::memory_order_relaxed);
+  const auto budget = static_cast<std::int64_t>(budget_);
+  if (bytes <= budget || !root || root->is_leaf()) return;
+  to_free_ = bytes - budget / 10 * 9;
+  {
+    const read_guard guard;
+    // The first pass may only clear marks; the third evicts whatever is left.
+    for (int pass = 0; pass < 3 && to_free_ > 0; ++pass) {
+      if (sweep(as_inner(root), ctx)) hand_.clear();  // reached the end: wrap around
+    }
+  }
+  retired_.collect();  // outside the guard, which would hold back everything retired above
+}
+
+// Sweeps the children of `n` at or after the hand. Returns true when it reached the end of
+// `n`'s range, false when it stopped because enough was freed.
+bool node_cache::sweep(inner_node* n, const store_context& ctx) {
+  for (int i = 0; i < 2; ++i) {
+    if (i == 0 && n->key() <= hand_) continue;  // the left subtree lies before the hand
+    node* c = n->child[i].loaded();
+    if (!c) continue;
+    if (c->take_touch()) {
+      if (!c->is_leaf() && !sweep(as_inner(c), ctx)) return false;
+    } else if (c->persisted()) {
+      const std::int64_t bytes = loaded_bytes(c);
+      if (n->child[i].unload(c, c->key_in_store())) {
+        retired_.retire(c, &ctx.account());
+        to_free_ -= bytes;
+      }
+    }
+    if (to_free_ <= 0) {
+      hand_ = n->key();
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace iavl::detail
