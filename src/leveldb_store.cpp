@@ -35,6 +35,7 @@ class leveldb_store final : public node_store {
     if (!exists && !o.create_if_missing) {
       throw error(errc::not_a_database, "no database at '" + path + "'");
     }
+    if (!exists) fs::create_directories(path, ec);  // LevelDB creates only the last component
     cache_.reset(leveldb::NewLRUCache(o.block_cache_bytes));
     leveldb::Options options;
     options.create_if_missing = o.create_if_missing;
