@@ -16,3 +16,27 @@ target_link_libraries(iavl_header_check PRIVATE iavl::iavl)
 if(TARGET iavl_leveldb)
   target_link_libraries(iavl_header_check PRIVATE iavl_leveldb)
 endif()
+
+# Separate consumer projects: they do not depend on the build flags, so a sanitizer build skips them.
+if(NOT IAVL_SANITIZE)
+  set(packaging_test ${CMAKE_CURRENT_SOURCE_DIR}/packaging_test.sh)
+  set(packaging_work ${CMAKE_CURRENT_BINARY_DIR}/packaging)
+  set(packaging_tests packaging.add_subdirectory)
+  add_test(NAME packaging.add_subdirectory COMMAND bash ${packaging_test} add_subdirectory ${packaging_work}/subdir)
+  if(IAVL_INSTALL)
+    set(components "")
+    if(TARGET iavl_leveldb)
+      set(components leveldb)
+    endif()
+    add_test(NAME packaging.install
+             COMMAND bash ${packaging_test} install ${packaging_work}/install ${PROJECT_BINARY_DIR} ${components})
+    list(APPEND packaging_tests packaging.install)
+    if(NOT TARGET iavl_leveldb)
+      add_test(NAME packaging.install_leveldb_standin
+               COMMAND bash ${packaging_test} install-leveldb-standin ${packaging_work}/standin)
+      list(APPEND packaging_tests packaging.install_leveldb_standin)
+    endif()
+  endif()
+  set_tests_properties(${packaging_tests} PROPERTIES LABELS packaging
+                       ENVIRONMENT "CMAKE_GENERATOR=${CMAKE_GENERATOR};CXX=${CMAKE_CXX_COMPILER}")
+endif()
