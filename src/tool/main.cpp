@@ -1,5 +1,7 @@
 // The `iavl` command-line tool.
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -77,13 +79,28 @@ int main(int argc, char** argv) {
       "Example: printf 'set 01 ff\\ncommit\\n' | iavl replay");
   replay_cmd->add_option("log", log_path, "operation log file ('-' or omitted: stdin)");
 
-  CLI11_PARSE(app, argc, argv);
+  // Set after the commands, which would otherwise inherit it.
+  app.footer(
+      "Run 'iavl COMMAND --help' for the options of a command.\n"
+      "Exit status: 0 on success, 1 on bad input or an I/O failure, 2 on bad usage.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
+    std::string cause = e.what();
+    if (app.get_subcommands().empty() && !app.remaining().empty()) {  // CLI11 says only "subcommand required"
+      cause = "unknown command or option '" + app.remaining().front() + "'";
+    }
+    std::cerr << "iavl: " << cause << " (see 'iavl --help')\n";
+    return 2;
+  }
 
   if (*replay_cmd) {
     if (log_path == "-") return replay(std::cin);
     std::ifstream file(log_path);
     if (!file) {
-      std::cerr << "iavl replay: cannot open '" << log_path << "'\n";
+      std::cerr << "iavl replay: cannot open '" << log_path << "': " << std::strerror(errno) << '\n';
       return 1;
     }
     return replay(file);
