@@ -67,7 +67,7 @@ int replay(std::istream& in) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   CLI::App app{"iavl: inspect and drive IAVL trees (hash-compatible with cosmos/iavl)"};
   app.require_subcommand(1);
 
@@ -106,4 +106,7 @@ int main(int argc, char** argv) {
     return replay(file);
   }
   return 0;
+} catch (const std::exception& e) {  // anything the commands did not report themselves, e.g. out of memory
+  std::cerr << "iavl: " << e.what() << '\n';
+  return 1;
 }
