@@ -11,6 +11,8 @@ packages=(
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # the benchmark suite
   clang libclang-rt-dev              # libFuzzer for the decoder fuzz tests
+  clang-format-14 clang-tidy-14      # scripts/format.sh, scripts/tidy.sh
+  doxygen                            # scripts/docs.sh: the API reference
   python3 python3-matplotlib         # scripts/plot.py
 )
 

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Builds iavl-cpp and runs the whole test suite: a Release build with assertions on, then the
+# Builds iavl-cpp and runs the whole test suite: the format check, a Release build with
+# assertions on (warnings are errors) and its tests, clang-tidy and the API reference, then the
 # same tests under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrency tests
 # under ThreadSanitizer. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
@@ -10,13 +11,22 @@ jobs=${JOBS:-2}
 build() {  # build DIR CMAKE-ARGS...
   local dir=$1
   shift
-  cmake -S . -B "$dir" -G Ninja -DIAVL_BUILD_BENCHMARKS=ON "$@" >/dev/null
+  cmake -S . -B "$dir" -G Ninja -DIAVL_WERROR=ON -DIAVL_BUILD_BENCHMARKS=ON "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
 }
+
+echo "== Format (.clang-format)"
+bash scripts/format.sh --check
 
 echo "== Release build (assertions on)"
 build build/release -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -g"
 ctest --test-dir build/release -j "$jobs" --output-on-failure
+
+echo "== clang-tidy (src/)"
+bash scripts/tidy.sh build/release
+
+echo "== API reference (Doxygen)"
+bash scripts/docs.sh
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
 build build/asan -DCMAKE_BUILD_TYPE=Debug -DIAVL_SANITIZE=address,undefined -DIAVL_BUILD_BENCHMARKS=OFF

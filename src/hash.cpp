@@ -82,7 +82,7 @@ hash256 leaf_hash(std::int64_t version, std::string_view key, std::string_view v
 }
 
 hash256 inner_hash(int height, std::int64_t size, std::int64_t version, const hash256& left, const hash256& right) {
-  std::uint8_t buf[3 * max_varint_size + 2 * 33];
+  std::uint8_t buf[3 * max_varint_size + 66];  // 3 varints, 2 x (length byte, 32-byte hash)
   std::size_t n = 0;
   n += put_varint(buf + n, height);
   n += put_varint(buf + n, size);

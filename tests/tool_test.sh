@@ -1,5 +1,5 @@
 #!/bin/bash
-# The iavl tool's contract: output lines, errors naming the line, exit codes.
+# The iavl tool's contract: output lines, errors naming the line, exit codes, help.
 set -u
 bin=${1:?usage: tool_test.sh path/to/iavl}
 fail=0
@@ -21,6 +21,28 @@ printf 'set 01 ff\nbogus\ncommit\n' | "$bin" replay >/tmp/iavl-out-$$ 2>&1; stat
 check "unknown op exits 1" 1 "$status"
 grep -q "commit" /tmp/iavl-out-$$ && grep -q "^1 " /tmp/iavl-out-$$ && { echo "FAIL applied after error"; fail=1; } || echo "ok   nothing after the error"
 
-"$bin" replay /nonexistent/file 2>/dev/null; check "missing file exits 1" 1 $?
+"$bin" replay /nonexistent/file 2>/tmp/iavl-err-$$; check "missing file exits 1" 1 $?
+grep -q "No such file" /tmp/iavl-err-$$ && echo "ok   missing file: says why" || { echo "FAIL missing file: $(cat /tmp/iavl-err-$$)"; fail=1; }
+
+# Help: `iavl --help` lists every command; each command's help has its options and an example.
+help=$("$bin" --help); check "--help exits 0" 0 $?
+commands=$(echo "$help" | awk '/^Subcommands:/ {on = 1; next} on && /^  [a-z]/ {print $1}')
+check "--help lists replay" replay "$(echo "$commands" | grep -x replay)"
+for c in $commands; do
+  sub=$("$bin" "$c" --help); check "$c --help exits 0" 0 $?
+  echo "$sub" | grep -q "^Usage: .* $c " && echo "$sub" | grep -q "Example: " && echo "ok   $c --help: usage and example" ||
+    { echo "FAIL $c --help: no usage line or example"; fail=1; }
+done
+"$bin" replay --help | grep -q "^  log " && echo "ok   replay --help lists its log argument" ||
+  { echo "FAIL replay --help does not list its log argument"; fail=1; }
+
+# Bad usage: exit 2, nothing on stdout, one line on stderr naming the cause.
+for args in "" "bogus" "--bogus" "replay a b" "replay --bogus"; do  # split into words on purpose
+  "$bin" $args </dev/null >/tmp/iavl-out-$$ 2>/tmp/iavl-err-$$; status=$?
+  check "'iavl $args' exits 2" 2 "$status"
+  check "'iavl $args' prints nothing on stdout" 0 "$(wc -c </tmp/iavl-out-$$)"
+  check "'iavl $args' prints one line on stderr" 1 "$(wc -l </tmp/iavl-err-$$)"
+done
+grep -q "bogus" /tmp/iavl-err-$$ && echo "ok   the error names the bad option" || { echo "FAIL error: $(cat /tmp/iavl-err-$$)"; fail=1; }
 rm -f /tmp/iavl-err-$$ /tmp/iavl-out-$$
 exit $fail

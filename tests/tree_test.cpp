@@ -186,7 +186,7 @@ TEST(Tree, CosmosUnitShapesOnRemove) {
 iavl::tree numbered(int n) {
   iavl::tree t;
   for (int i = 0; i < n; ++i) {
-    char key[8];
+    char key[16];
     std::snprintf(key, sizeof key, "k%04d", i);
     t.set(key, std::to_string(i));
   }

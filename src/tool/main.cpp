@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -132,7 +134,7 @@ iavl::snapshot version_or_latest(const iavl::versioned_tree& db, std::int64_t ve
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   CLI::App app{"iavl: replay, inspect and maintain IAVL trees (root hashes compatible with cosmos/iavl)"};
   app.require_subcommand(1);
   db_args db;
@@ -183,7 +185,22 @@ int main(int argc, char** argv) {
   db.add_to(*rollback_cmd, true);
   rollback_cmd->add_option("--to", target, "version to return to")->required();
 
-  CLI11_PARSE(app, argc, argv);
+  // Set after the commands, which would otherwise inherit it.
+  app.footer(
+      "Run 'iavl COMMAND --help' for the options of a command.\n"
+      "Exit status: 0 on success, 1 on bad input or an I/O failure, 2 on bad usage.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
+    std::string cause = e.what();
+    if (app.get_subcommands().empty() && !app.remaining().empty()) {  // CLI11 says only "subcommand required"
+      cause = "unknown command or option '" + app.remaining().front() + "'";
+    }
+    std::cerr << "iavl: " << cause << " (see 'iavl --help')\n";
+    return 2;
+  }
 
   const std::string command = app.get_subcommands().front()->get_name();
   try {
@@ -191,7 +208,7 @@ int main(int argc, char** argv) {
       auto tree = db.open(true);
       if (log_path == "-") return replay(std::cin, *tree);
       std::ifstream file(log_path);
-      if (!file) throw iavl::error(iavl::errc::invalid_argument, "cannot open '" + log_path + "'");
+      if (!file) throw input_error{"cannot open '" + log_path + "': " + std::strerror(errno)};
       return replay(file, *tree);
     }
     auto tree = db.open(false);
@@ -226,4 +243,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+} catch (const std::exception& e) {  // anything the commands did not report themselves, e.g. out of memory
+  std::cerr << "iavl: " << e.what() << '\n';
+  return 1;
 }
