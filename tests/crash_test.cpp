@@ -2,6 +2,7 @@
 // SIGKILL at random instants, again and again. After every kill the database must open at a
 // version the log produced, with that version's root hash, every key readable and verify()
 // passing; the next run continues from there.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -9,7 +10,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fcntl.h>
 #include <fstream>
 #include <random>
 #include <thread>

@@ -98,7 +98,7 @@ TYPED_TEST(StoreConformance, ScansInKeyOrderWithinBounds) {
     return true;
   });
   EXPECT_EQ(seen, (std::vector<iavl::node_key>{key(2, 1), key(2, 2), key(2, 300), key(3, 1), key(3, 2), key(3, 300),
-                                                key(256, 1), key(256, 2), key(256, 300)}));
+                                               key(256, 1), key(256, 2), key(256, 300)}));
   seen.clear();
   store->scan_nodes(0, INT64_MAX, [&](iavl::node_key k) {
     seen.push_back(k);

@@ -1,7 +1,7 @@
 // The `iavl` command-line tool: replay operation logs and inspect or maintain databases.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -152,9 +152,10 @@ int main(int argc, char** argv) try {
   replay_cmd->add_option("--store", db.store, "node store for --db")->check(CLI::IsMember({"leveldb", "mem"}));
   replay_cmd->add_flag("--no-sync", db.no_sync, "do not wait for each commit to reach the disk");
 
-  auto* info_cmd = app.add_subcommand(
-      "info", "Print '<version> <root-hash-hex> <size>' of the latest version, then the kept versions.\n"
-              "Example: iavl info --db /tmp/state");
+  auto* info_cmd =
+      app.add_subcommand("info",
+                         "Print '<version> <root-hash-hex> <size>' of the latest version, then the kept versions.\n"
+                         "Example: iavl info --db /tmp/state");
   db.add_to(*info_cmd, true);
 
   std::string key_hex;
@@ -165,9 +166,10 @@ int main(int argc, char** argv) try {
   get_cmd->add_option("--version", version, "version to read (default: latest)");
   get_cmd->add_option("key", key_hex, "key (hex)")->required();
 
-  auto* verify_cmd = app.add_subcommand(
-      "verify", "Check every node of a version (hashes, order, balance, sizes); report the first problem.\n"
-                "Example: iavl verify --db /tmp/state --version 3");
+  auto* verify_cmd =
+      app.add_subcommand("verify",
+                         "Check every node of a version (hashes, order, balance, sizes); report the first problem.\n"
+                         "Example: iavl verify --db /tmp/state --version 3");
   db.add_to(*verify_cmd, true);
   verify_cmd->add_option("--version", version, "version to check (default: latest)");
 

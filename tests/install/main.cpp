@@ -5,9 +5,8 @@
 #include <iostream>
 #include <string>
 #ifdef CONSUMER_USES_LEVELDB
-#include <iavl/leveldb_store.hpp>
-
 #include <filesystem>
+#include <iavl/leveldb_store.hpp>
 #endif
 
 int main() {
@@ -24,7 +23,8 @@ int main() {
     work.set("hello", "world");
     const iavl::snapshot v1 = db.commit(std::move(work));
     if (v1.version() != 1 || v1.hash().hex() != want) {
-      std::cerr << "version " << v1.version() << " root hash " << v1.hash().hex() << ", want version 1 " << want << '\n';
+      std::cerr << "version " << v1.version() << " root hash " << v1.hash().hex() << ", want version 1 " << want
+                << '\n';
       return 1;
     }
   }
