@@ -3,7 +3,6 @@
 // kind of tampering, and the edge cases.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -11,6 +10,7 @@
 #include <sstream>
 
 #include "iavl/iavl.hpp"
+#include "support/even_keys_tree.hpp"
 #include "support/mini_json.hpp"
 
 namespace {
@@ -283,20 +283,8 @@ INSTANTIATE_TEST_SUITE_P(Seeds, RandomTrees, ::testing::Values(1, 2, 3, 4));
 
 // ---- tampering ----------------------------------------------------------------------------
 
-// A tree of 300 keys k000..k598 (even numbers), built over several versions.
-iavl::snapshot even_keys_tree() {
-  iavl::versioned_tree db;
-  for (int v = 0; v < 3; ++v) {
-    iavl::tree t = db.branch();
-    for (int i = v; i < 300; i += 3) {
-      char key[8];
-      std::snprintf(key, sizeof key, "k%03d", 2 * i);
-      t.set(key, "value-" + std::string(key) + "-" + std::to_string(v));
-    }
-    (void)db.commit(std::move(t));
-  }
-  return db.last_commit();
-}
+// 300 keys k000..k598 (even numbers), built over three versions.
+iavl::snapshot even_keys_tree() { return test_trees::even_keys_tree(300, 3); }
 
 struct statement {
   std::string key;
