@@ -3,6 +3,7 @@
 #include "iavl/proof.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <string>
 
 #include "iavl/detail/encoding.hpp"
@@ -43,6 +44,7 @@ void append_varint(std::string& out, std::int64_t v) {
 }
 
 void append_hash(std::string& out, const node* n) {
+  assert(n->has_hash());  // every node of a committed snapshot is hashed
   out.push_back(hash_length_byte);
   out.append(n->hash().view());
 }
