@@ -2,7 +2,8 @@
 # Builds iavl-cpp and runs the whole test suite: the format check, a Release build with
 # assertions on (warnings are errors) and its tests, clang-tidy and the API reference, then the
 # same tests under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrency tests
-# under ThreadSanitizer. Installs what it needs first (scripts/setup.sh).
+# under ThreadSanitizer, then a short libFuzzer run of each fuzz target (clang; FUZZ_SECONDS
+# each, default 20). Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -35,5 +36,10 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --test-dir build/asan -j 
 echo "== ThreadSanitizer (concurrency tests)"
 build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIAVL_SANITIZE=thread -DIAVL_BUILD_BENCHMARKS=OFF
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/tsan -j "$jobs" --output-on-failure -L concurrency
+
+echo "== libFuzzer (clang, ASan + UBSan)"
+build build/fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIAVL_BUILD_FUZZERS=ON \
+  -DIAVL_FUZZ_SECONDS="${FUZZ_SECONDS:-20}" -DIAVL_BUILD_TESTS=OFF -DIAVL_BUILD_BENCHMARKS=OFF -DIAVL_BUILD_TOOL=OFF
+ctest --test-dir build/fuzz --output-on-failure -L fuzz
 
 echo "== all tests passed"

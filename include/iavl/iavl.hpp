@@ -5,5 +5,6 @@
 #include "iavl/detail/tree_inl.hpp"
 #include "iavl/errors.hpp"
 #include "iavl/hash.hpp"
+#include "iavl/proof.hpp"
 #include "iavl/tree.hpp"
 #include "iavl/versioned_tree.hpp"
