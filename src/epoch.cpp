@@ -1,8 +1,10 @@
 // Epoch-based reclamation (see detail/epoch.hpp).
 //
-// A guard publishes the global epoch it saw in its thread's slot, then fences, so that a writer
-// that advanced the epoch after unlinking a node either sees the slot (and waits) or the reader
-// sees the unlink. A reference retired at epoch e is released once every active slot is past e.
+// A guard publishes the global epoch it saw in its thread's slot with a sequentially consistent
+// exchange (a full barrier, like a store and a fence; ThreadSanitizer does not model fences), so
+// that a writer that advanced the epoch after unlinking a node either sees the slot (and waits)
+// or the reader sees the unlink. A reference retired at epoch e is released once every active
+// slot is past e.
 #include "iavl/detail/epoch.hpp"
 
 #include <memory>
@@ -56,7 +58,7 @@ std::uint64_t oldest_active_epoch() {
   std::uint64_t oldest = UINT64_MAX;
   std::lock_guard lock(slots_mutex);
   for (const auto& s : all_slots()) {
-    const std::uint64_t e = s->active.load(std::memory_order_acquire);
+    const std::uint64_t e = s->active.load(std::memory_order_seq_cst);
     if (e != 0 && e < oldest) oldest = e;
   }
   return oldest;
@@ -66,10 +68,7 @@ std::uint64_t oldest_active_epoch() {
 
 read_guard::read_guard() {
   thread_slot& t = this_thread();
-  if (t.depth++ == 0) {
-    t.s->active.store(global_epoch.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-  }
+  if (t.depth++ == 0) t.s->active.exchange(global_epoch.load(std::memory_order_acquire), std::memory_order_seq_cst);
 }
 
 read_guard::~read_guard() {

@@ -337,7 +337,8 @@ bool is_empty_child(const ics23::inner_spec& spec, std::string_view bytes, std::
 bool left_branches_are_empty(const ics23::inner_spec& spec, const ics23::inner_op& op) {
   const auto branch = branch_of(spec, op);
   if (!branch || *branch == 0) return false;
-  const std::int64_t actual_prefix = static_cast<std::int64_t>(op.prefix.size()) - *branch * spec.child_size;
+  const std::int64_t actual_prefix =
+      static_cast<std::int64_t>(op.prefix.size()) - std::int64_t{*branch} * spec.child_size;
   if (actual_prefix < 0) return false;
   for (std::int32_t i = 0; i < *branch; ++i) {
     if (!is_empty_child(spec, op.prefix, actual_prefix + position_of(spec, i) * spec.child_size)) return false;

@@ -403,7 +403,7 @@ void versioned_tree::prune(std::int64_t version) {
   const node_store& store = *opts_.store;
   struct key_hash {
     std::size_t operator()(node_key k) const {
-      return std::hash<std::int64_t>()(k.version * 0x9e3779b97f4a7c15LL ^ k.nonce);
+      return std::hash<std::uint64_t>()(static_cast<std::uint64_t>(k.version) << 32 | k.nonce);
     }
   };
   std::unordered_set<node_key, key_hash> shared;
