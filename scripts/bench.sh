@@ -13,8 +13,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 sweep=default
+repetitions=5
 if [ "${1:-}" = full ]; then
   sweep=full
+  repetitions=3  # it already runs for hours
   shift
 fi
 
@@ -33,7 +35,7 @@ mkdir -p "$out_dir"
 
 # Repetitions give medians on a shared, noisy machine; ARGS come last, so they override these.
 start=$(date +%s)
-"$build/bench/iavl_bench" --sweep="$sweep" --benchmark_repetitions=5 --benchmark_display_aggregates_only=true \
+"$build/bench/iavl_bench" --sweep="$sweep" --benchmark_repetitions=$repetitions --benchmark_display_aggregates_only=true \
   --benchmark_out="$out" --benchmark_out_format=json "$@"
 echo "bench: ran in $(($(date +%s) - start)) s; results in $out" >&2
 
