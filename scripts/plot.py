@@ -123,7 +123,7 @@ def charts(results, base):
         ax.set_xticks(xs, [f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}K" if x >= 1e3 else str(x) for x in xs])
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
-        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 100 else f"{v:.3g}"))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.grid(True, which="major", alpha=0.3)
 
