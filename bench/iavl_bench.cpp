@@ -1,0 +1,385 @@
+// iavl_bench: the benchmark suite of iavl-cpp (Google Benchmark).
+//
+// Every benchmark is named scenario/store/initial_keys/key_bytes/value_bytes/block_size, e.g.
+// block/nodb/1000000/32/100/1000, so --benchmark_filter picks any slice. benchmarks/README.md
+// says what each scenario and counter means.
+//
+//   iavl_bench [--sweep=default|full|smoke] [--data_dir=DIR] [Google Benchmark flags]
+
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "stores.hpp"
+#include "support.hpp"
+
+namespace bench {
+namespace {
+
+struct config {
+  std::int64_t keys;  // initial size
+  int key_len;
+  int value_len;
+  int block;  // transactions (or sets) per commit
+};
+
+/// "keys<sep>key_len<sep>value_len": the parameters that make a fixture.
+std::string fixture_params(const config& c, const std::string& sep) {
+  return std::to_string(c.keys) + sep + std::to_string(c.key_len) + sep + std::to_string(c.value_len);
+}
+
+enum class scenario { query_hit, query_miss, update, insert, block, iterate, commit_only };
+
+const char* name_of(scenario s) {
+  constexpr std::array names = {"query_hit", "query_miss", "update", "insert", "block", "iterate", "commit_only"};
+  return names[static_cast<std::size_t>(s)];
+}
+
+constexpr std::size_t scan_length = 10000;
+
+std::filesystem::path data_dir;  // where stores keep their files
+
+// ---- fixtures: the loaded initial keys, built once and reused ----------------------------------
+
+struct fixture_base {
+  virtual ~fixture_base() = default;
+};
+
+template <class Db>
+struct fixture : fixture_base {
+  std::unique_ptr<Db> db;
+  std::filesystem::path dir;
+  std::int64_t keys = 0;
+  double bytes_per_key = 0;       // resident memory the loaded store added, per key
+  double disk_bytes_per_key = 0;  // its files, per key (0: none)
+  std::uint64_t next_new = 0;     // the next unused index of new_keys
+
+  ~fixture() override {
+    db.reset();  // close before removing the files
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
+/// Loads `keys` existing_keys into `db` in commits of up to 100,000 keys, reporting progress.
+template <class Db>
+void load(Db& db, const std::string& what, const config& c) {
+  constexpr std::int64_t chunk = 100000;
+  key_maker key(c.key_len);
+  value_maker value(c.value_len);
+  stopwatch sw;
+  int shown = 0;
+  for (std::int64_t i = 0; i < c.keys; ++i) {
+    db.set(key(existing_keys, i), value(scramble(i)));
+    if ((i + 1) % chunk == 0 || i + 1 == c.keys) {
+      db.commit();
+      const int percent = static_cast<int>((i + 1) * 100 / c.keys);
+      if (c.keys >= 10 * chunk && percent / 10 > shown) {
+        shown = percent / 10;
+        std::fprintf(stderr, "loading %s: %d%% (%.1f s)\n", what.c_str(), percent, sw.seconds());
+      }
+    }
+  }
+  std::fprintf(stderr, "loaded %s in %.1f s\n", what.c_str(), sw.seconds());
+}
+
+/// Holds the fixture of one set of parameters at a time: a benchmark with other parameters
+/// evicts it (before building its own), which bounds memory to one loaded store.
+class fixture_cache {
+ public:
+  /// The fixture of `kind` with the initial keys of `c`; nullptr when the store is not built.
+  template <class Db>
+  fixture<Db>* get(store_kind kind, const config& c) {
+    const std::array<std::int64_t, 4> key = {static_cast<std::int64_t>(kind), c.keys, c.key_len, c.value_len};
+    if (held_ && key == key_) return static_cast<fixture<Db>*>(held_.get());
+    const std::string what = std::string(name_of(kind)) + " " + fixture_params(c, "/");
+    auto f = std::make_unique<fixture<Db>>();
+    f->dir = data_dir / (std::string(name_of(kind)) + "-" + fixture_params(c, "-"));
+    std::filesystem::remove_all(f->dir);
+    std::filesystem::create_directories(f->dir);
+    f->db = Db::open(kind, f->dir);  // an empty store: cheap next to the one held
+    if (!f->db) return nullptr;      // keep the held fixture: a later benchmark may want it
+    clear();
+    const std::int64_t rss_before = rss_bytes();
+    load(*f->db, what, c);
+    release_free_memory();
+    f->keys = c.keys;
+    f->bytes_per_key = static_cast<double>(rss_bytes() - rss_before) / static_cast<double>(c.keys);
+    f->disk_bytes_per_key = static_cast<double>(disk_bytes(f->dir)) / static_cast<double>(c.keys);
+    held_ = std::move(f);
+    key_ = key;
+    return static_cast<fixture<Db>*>(held_.get());
+  }
+
+  void clear() {
+    held_.reset();
+    release_free_memory();
+  }
+
+ private:
+  std::unique_ptr<fixture_base> held_;
+  std::array<std::int64_t, 4> key_{};
+};
+
+fixture_cache cache;
+
+// ---- scenarios --------------------------------------------------------------------------------
+
+std::uint64_t next_seed = 1;  // each run draws other keys, so no run finds its keys cached by the last
+
+/// Removes new_keys [from, f.next_new) again, so that the store is back at its initial keys.
+template <class Db>
+void forget_new_keys(fixture<Db>& f, key_maker& key, std::uint64_t from) {
+  for (std::uint64_t i = from; i < f.next_new; ++i) f.db->erase(key(new_keys, i));
+  f.db->commit();
+}
+
+void report_per_op(benchmark::State& state, double seconds) {
+  state.counters["us_per_op"] = seconds * 1e6 / static_cast<double>(state.iterations());
+}
+
+void report_commits(benchmark::State& state, const std::vector<double>& commit_seconds) {
+  state.counters["commit_p50_us"] = percentile(commit_seconds, 0.50) * 1e6;
+  state.counters["commit_p99_us"] = percentile(commit_seconds, 0.99) * 1e6;
+}
+
+/// One benchmark: scenario `sc` on store `kind` with parameters `c`.
+template <class Db>
+void run(benchmark::State& state, scenario sc, store_kind kind, const config& c) {
+  fixture<Db>* f = cache.get<Db>(kind, c);
+  if (!f) {
+    state.SkipWithError("store not built yet");
+    return;
+  }
+  reset_peak_rss();
+  Db& db = *f->db;
+  key_maker key(c.key_len);
+  value_maker value(c.value_len);
+  rng r(scramble(next_seed++));
+  const auto n = static_cast<std::uint64_t>(f->keys);
+  // The block scenario's transaction key: half existing keys, half new ones.
+  auto mixed_key = [&] { return r.coin() ? key(existing_keys, r.below(n)) : key(new_keys, f->next_new++); };
+  // New keys are removed again (untimed) whenever they add up to a tenth of the initial keys, so
+  // that the store stays near its initial size however many iterations a benchmark runs.
+  std::uint64_t kept_from = f->next_new;
+  double untimed = 0;
+  auto keep_size = [&] {
+    if (f->next_new - kept_from < std::max<std::uint64_t>(n / 10, 1)) return;
+    state.PauseTiming();
+    stopwatch sw;
+    forget_new_keys(*f, key, kept_from);
+    kept_from = f->next_new;
+    untimed += sw.seconds();
+    state.ResumeTiming();
+  };
+
+  switch (sc) {
+    case scenario::query_hit:
+    case scenario::query_miss: {
+      const key_family family = sc == scenario::query_hit ? existing_keys : absent_keys;
+      stopwatch sw;
+      for (auto _ : state) benchmark::DoNotOptimize(db.get(key(family, r.below(n))));
+      report_per_op(state, sw.seconds());
+      break;
+    }
+    case scenario::update:
+    case scenario::insert: {
+      std::int64_t pending = 0;
+      stopwatch sw;
+      for (auto _ : state) {
+        db.set(sc == scenario::update ? key(existing_keys, r.below(n)) : key(new_keys, f->next_new++), value(r.next()));
+        if (++pending == c.block) {
+          db.commit();
+          pending = 0;
+          keep_size();
+        }
+      }
+      report_per_op(state, sw.seconds() - untimed);
+      db.commit();
+      break;
+    }
+    case scenario::block: {
+      std::vector<double> commit_seconds;
+      double total = 0;
+      for (auto _ : state) {
+        stopwatch block_sw;  // the same span as the benchmark's own timer
+        for (int i = 0; i < c.block; ++i) db.tx(mixed_key(), value(r.next()));
+        const double txs = block_sw.seconds();
+        db.commit();
+        const double all = block_sw.seconds();
+        commit_seconds.push_back(all - txs);
+        total += all;
+        keep_size();
+      }
+      const double transactions = static_cast<double>(state.iterations()) * c.block;
+      state.counters["us_per_tx"] = total * 1e6 / transactions;
+      state.counters["tx_per_s"] = transactions / total;
+      double commit_total = 0;
+      for (double s : commit_seconds) commit_total += s;
+      state.counters["commit_share"] = commit_total / total;
+      report_commits(state, commit_seconds);
+      break;
+    }
+    case scenario::iterate: {
+      std::int64_t entries = 0;
+      stopwatch sw;
+      for (auto _ : state) entries += static_cast<std::int64_t>(db.scan(key(existing_keys, r.below(n)), scan_length));
+      report_per_op(state, sw.seconds());
+      state.SetItemsProcessed(entries);
+      break;
+    }
+    case scenario::commit_only: {
+      std::vector<double> commit_seconds;
+      for (auto _ : state) {
+        state.PauseTiming();
+        for (int i = 0; i < c.block; ++i) db.set(mixed_key(), value(r.next()));
+        state.ResumeTiming();
+        stopwatch sw;
+        db.commit();
+        commit_seconds.push_back(sw.seconds());
+        keep_size();
+      }
+      double total = 0;
+      for (double s : commit_seconds) total += s;
+      report_per_op(state, total);
+      report_commits(state, commit_seconds);
+      break;
+    }
+  }
+  if (f->next_new != kept_from) forget_new_keys(*f, key, kept_from);
+
+  state.counters["rss_bytes"] = static_cast<double>(peak_rss_bytes());
+  state.counters["bytes_per_key"] = f->bytes_per_key;
+  if (kind == store_kind::leveldb || kind == store_kind::raw_leveldb) {
+    state.counters["disk_bytes_per_key"] = f->disk_bytes_per_key;
+  }
+}
+
+// ---- registration -------------------------------------------------------------------------------
+
+std::vector<config> sweep(const std::string& which) {
+  if (which == "smoke") return {{1000, 16, 40, 10}};  // tests that every benchmark runs
+  if (which == "default") {
+    return {
+        {1000000, 32, 100, 1000},  // the headline configuration
+        {100000, 16, 40, 100},     // like for like with the 2017 Go tree of the performance plan
+    };
+  }
+  std::vector<config> all;  // full: every combination, smallest first
+  for (std::int64_t keys : {10000, 100000, 1000000, 10000000}) {
+    for (int key_len : {16, 32}) {
+      for (int value_len : {40, 100, 1000}) {
+        for (int block : {100, 1000, 2000}) all.push_back({keys, key_len, value_len, block});
+      }
+    }
+  }
+  return all;
+}
+
+template <class Db>
+void register_store(store_kind kind, const config& c, bool smoke) {
+  for (scenario sc : {scenario::query_hit, scenario::query_miss, scenario::update, scenario::insert, scenario::block,
+                      scenario::iterate, scenario::commit_only}) {
+    if (kind == store_kind::std_map && sc == scenario::commit_only) continue;  // a map has nothing to commit
+    const std::string name =
+        std::string(name_of(sc)) + "/" + name_of(kind) + "/" + fixture_params(c, "/") + "/" + std::to_string(c.block);
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { run<Db>(s, sc, kind, c); });
+    // Wall time, which includes waiting for the disk (Google Benchmark appends "/real_time").
+    b->Unit(benchmark::kMicrosecond)->UseRealTime();
+    if (sc == scenario::block && !smoke) b->MinTime(2.0);  // enough blocks for a commit p99
+  }
+}
+
+void register_all(const std::string& which) {
+  // Grouped by initial keys, so that each fixture is loaded once per process.
+  const bool smoke = which == "smoke";
+  for (const config& c : sweep(which)) {
+    for (store_kind kind : {store_kind::nodb, store_kind::mem, store_kind::leveldb}) {
+      register_store<iavl_db>(kind, c, smoke);
+    }
+    register_store<map_db>(store_kind::std_map, c, smoke);
+    register_store<leveldb_db>(store_kind::raw_leveldb, c, smoke);
+  }
+}
+
+// ---- context ------------------------------------------------------------------------------------
+
+std::string command_output(const std::string& cmd) {
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    std::array<char, 256> buf{};
+    while (std::fgets(buf.data(), static_cast<int>(buf.size()), p)) out += buf.data();
+    pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+void add_context(const std::string& which) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.starts_with("model name")) {
+      benchmark::AddCustomContext("cpu", line.substr(line.find(':') + 2));
+      break;
+    }
+  }
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  benchmark::AddCustomContext("host", host);
+#if defined(__clang__)
+  benchmark::AddCustomContext("compiler", "clang " __clang_version__);
+#else
+  benchmark::AddCustomContext("compiler", "g++ " __VERSION__);
+#endif
+  benchmark::AddCustomContext("build_type", IAVL_BENCH_BUILD_TYPE);
+  benchmark::AddCustomContext("cxx_flags", IAVL_BENCH_CXX_FLAGS);
+  const std::string git = "git -C '" IAVL_BENCH_SOURCE_DIR "' ";
+  std::string commit = command_output(git + "rev-parse --short HEAD 2>/dev/null");
+  if (commit.empty()) commit = "unknown";
+  if (!command_output(git + "status --porcelain --untracked-files=no 2>/dev/null").empty()) commit += "-dirty";
+  benchmark::AddCustomContext("git_commit", commit);
+  benchmark::AddCustomContext("sweep", which);
+  benchmark::AddCustomContext("peak_rss_reset", reset_peak_rss() ? "per benchmark" : "unavailable (process peak)");
+}
+
+}  // namespace
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  std::string which = "default";
+  bench::data_dir = std::filesystem::temp_directory_path() / ("iavl_bench." + std::to_string(getpid()));
+  // Take our flags out of argv; Google Benchmark parses the rest.
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg.starts_with("--sweep=")) {
+      which = arg.substr(8);
+    } else if (arg.starts_with("--data_dir=")) {
+      bench::data_dir = std::filesystem::path(arg.substr(11)) / ("iavl_bench." + std::to_string(getpid()));
+    } else {
+      if (arg == "--help") {
+        std::cout << "iavl_bench [--sweep=default|full|smoke] [--data_dir=DIR (default: the temp dir)]\n";
+      }
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  if (which != "default" && which != "full" && which != "smoke") {
+    std::cerr << "unknown sweep '" << which << "': default, full or smoke\n";
+    return 2;
+  }
+  bench::register_all(which);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  bench::add_context(which);
+  benchmark::RunSpecifiedBenchmarks();
+  bench::cache.clear();
+  std::filesystem::remove_all(bench::data_dir);
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,40 @@
+#!/bin/bash
+# Runs every benchmark of iavl_bench briefly on a small tree, checks that each reports its
+# counters (or, for a store not built yet, says so), and that scripts/plot.py charts the result.
+# usage: smoke_test.sh IAVL_BENCH SOURCE_DIR
+set -euo pipefail
+bench=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+"$bench" --sweep=smoke --benchmark_min_time=0.01 --data_dir="$tmp" \
+  --benchmark_out="$tmp/smoke.json" --benchmark_out_format=json >/dev/null
+
+/usr/bin/python3 - "$tmp/smoke.json" <<'PY'
+import json, sys
+runs = json.load(open(sys.argv[1]))["benchmarks"]
+seen, bad = set(), []
+for b in runs:
+    scenario, store = b["run_name"].split("/")[:2]
+    seen.add((scenario, store))
+    if store in ("mem", "leveldb"):  # the stores are not wired yet
+        if b.get("error_message") != "store not built yet":
+            bad.append(b["name"] + ": expected 'store not built yet'")
+        continue
+    if b.get("error_occurred"):
+        bad.append(b["name"] + ": " + b.get("error_message", ""))
+        continue
+    want = ["rss_bytes", "bytes_per_key"]
+    want += ["us_per_tx", "tx_per_s", "commit_share", "commit_p50_us", "commit_p99_us"] if scenario == "block" else ["us_per_op"]
+    want += ["disk_bytes_per_key"] if store == "raw_leveldb" else []
+    bad += [f"{b['name']}: no {c}" for c in want if not b.get(c, 0) > 0 and not (c == "commit_share" and store == "std_map")]
+if len(seen) != 7 * 5 - 1:  # every scenario on every store, but commit_only on std_map
+    bad.append(f"ran {len(seen)} scenario/store pairs, expected 34")
+print("\n".join(bad) or f"{len(seen)} scenario/store pairs report their counters")
+sys.exit(1 if bad else 0)
+PY
+
+/usr/bin/python3 "$src/scripts/plot.py" "$tmp/smoke.json"
+test -s "$tmp/smoke-per-op.png" && test -s "$tmp/smoke-block.png" && grep -q 'block' "$tmp/smoke.md"
+echo "smoke test passed"

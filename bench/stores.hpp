@@ -1,0 +1,197 @@
+// What the scenarios run against: the IAVL tree on each node store, and the baselines.
+//
+// Every adapter offers the same operations, so one scenario template serves them all:
+//   get(key)        the value in the last commit (an owned copy, as iavl's get returns)
+//   set(key, value) / erase(key)   a write into the pending block
+//   tx(key, value)  one transaction of the block scenario: get + set in check, get + set in deliver
+//   commit()        hash and commit the pending block (the next block starts from it)
+//   scan(start, n)  read up to n entries in key order from `start`; returns how many it read
+#pragma once
+
+#include <benchmark/benchmark.h>
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+
+#include <filesystem>
+#include <iavl/iavl.hpp>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace bench {
+
+/// nodb, mem and leveldb are the IAVL tree on a node store; std_map and raw_leveldb are the
+/// baselines (no Merkle tree).
+enum class store_kind { nodb, mem, leveldb, std_map, raw_leveldb };
+
+inline const char* name_of(store_kind k) {
+  switch (k) {
+    case store_kind::nodb: return "nodb";
+    case store_kind::mem: return "mem";
+    case store_kind::leveldb: return "leveldb";
+    case store_kind::std_map: return "std_map";
+    case store_kind::raw_leveldb: return "raw_leveldb";
+  }
+  return "?";
+}
+
+/// The one place where iavl's node stores plug in: a versioned tree on store `kind`, keeping its
+/// files (if any) under `dir`. nullptr while that store is not built yet.
+inline std::unique_ptr<iavl::versioned_tree> make_db(store_kind kind, const std::filesystem::path& dir) {
+  (void)dir;
+  switch (kind) {
+    case store_kind::nodb: return std::make_unique<iavl::versioned_tree>();
+    // To wire once the stores land:
+    //   mem:     iavl::options{.store = iavl::open_memory_store()}
+    //   leveldb: iavl::options{.store = iavl::open_leveldb_store(dir)}  (and link iavl::leveldb)
+    case store_kind::mem:
+    case store_kind::leveldb:
+    default: return nullptr;
+  }
+}
+
+/// The IAVL tree: a check and a deliver tree branched from the last commit. It keeps one
+/// version (the last), as a pruning node does, so that memory stays bounded over many blocks.
+class iavl_db {
+ public:
+  static std::unique_ptr<iavl_db> open(store_kind kind, const std::filesystem::path& dir) {
+    auto db = make_db(kind, dir);
+    return db ? std::make_unique<iavl_db>(std::move(db)) : nullptr;
+  }
+  explicit iavl_db(std::unique_ptr<iavl::versioned_tree> db)
+      : db_(std::move(db)), last_(db_->last_commit()), check_(last_.branch()), deliver_(last_.branch()) {}
+
+  std::optional<std::string> get(std::string_view key) const { return last_.get(key); }
+  void set(std::string_view key, std::string_view value) { deliver_.set(key, value); }
+  void erase(std::string_view key) { deliver_.remove(key); }
+  void tx(std::string_view key, std::string_view value) {
+    for (iavl::tree* t : {&check_, &deliver_}) {
+      benchmark::DoNotOptimize(t->get(key));
+      t->set(key, value);
+    }
+  }
+  void commit() {
+    const iavl::hash256 app_hash = deliver_.working_hash();
+    benchmark::DoNotOptimize(app_hash);
+    last_ = db_->commit(std::move(deliver_));
+    if (last_.version() > 1) db_->delete_version(last_.version() - 1);
+    check_ = last_.branch();  // check resets to the new last commit
+    deliver_ = last_.branch();
+  }
+  std::size_t scan(std::string_view start, std::size_t n) const {
+    std::size_t bytes = 0, seen = 0;
+    for (auto [key, value] : last_.range(start)) {
+      bytes += key.size() + value.size();
+      if (++seen == n) break;
+    }
+    benchmark::DoNotOptimize(bytes);
+    return seen;
+  }
+
+ private:
+  std::unique_ptr<iavl::versioned_tree> db_;
+  iavl::snapshot last_;
+  iavl::tree check_, deliver_;
+};
+
+/// Baseline: std::map, no Merkle tree, no versions, no store. A transaction runs its get + set
+/// twice on the one map (there is no second state to run it on).
+class map_db {
+ public:
+  static std::unique_ptr<map_db> open(store_kind, const std::filesystem::path&) { return std::make_unique<map_db>(); }
+
+  std::optional<std::string> get(std::string_view key) const {
+    const auto it = map_.find(key);
+    if (it == map_.end()) return std::nullopt;
+    return it->second;
+  }
+  void set(std::string_view key, std::string_view value) {
+    const auto it = map_.lower_bound(key);
+    if (it != map_.end() && it->first == key) {
+      it->second.assign(value);
+    } else {
+      map_.emplace_hint(it, key, value);
+    }
+  }
+  void erase(std::string_view key) {
+    if (const auto it = map_.find(key); it != map_.end()) map_.erase(it);
+  }
+  void tx(std::string_view key, std::string_view value) {
+    for (int i = 0; i < 2; ++i) {
+      benchmark::DoNotOptimize(get(key));
+      set(key, value);
+    }
+  }
+  void commit() {}
+  std::size_t scan(std::string_view start, std::size_t n) const {
+    std::size_t bytes = 0, seen = 0;
+    for (auto it = map_.lower_bound(start); it != map_.end() && seen < n; ++it, ++seen) {
+      bytes += it->first.size() + it->second.size();
+    }
+    benchmark::DoNotOptimize(bytes);
+    return seen;
+  }
+
+ private:
+  std::map<std::string, std::string, std::less<>> map_;
+};
+
+/// Baseline: the same key-values in LevelDB directly (default options), no tree. Writes gather
+/// in a write batch that commit() writes with sync, as the iavl stores do by default. Reads see
+/// the last commit (LevelDB does not read its own pending batch).
+class leveldb_db {
+ public:
+  static std::unique_ptr<leveldb_db> open(store_kind, const std::filesystem::path& dir) {
+    return std::make_unique<leveldb_db>(dir);
+  }
+  explicit leveldb_db(const std::filesystem::path& dir) {
+    leveldb::Options options;
+    options.create_if_missing = true;
+    options.error_if_exists = true;
+    leveldb::DB* db = nullptr;
+    const leveldb::Status s = leveldb::DB::Open(options, dir.string(), &db);
+    if (!s.ok()) throw std::runtime_error("leveldb: " + s.ToString());
+    db_.reset(db);
+  }
+
+  std::optional<std::string> get(std::string_view key) const {
+    std::string value;
+    if (!db_->Get(leveldb::ReadOptions(), slice(key), &value).ok()) return std::nullopt;
+    return value;
+  }
+  void set(std::string_view key, std::string_view value) { batch_.Put(slice(key), slice(value)); }
+  void erase(std::string_view key) { batch_.Delete(slice(key)); }
+  void tx(std::string_view key, std::string_view value) {
+    for (int i = 0; i < 2; ++i) {
+      benchmark::DoNotOptimize(get(key));
+      set(key, value);
+    }
+  }
+  void commit() {
+    leveldb::WriteOptions options;
+    options.sync = true;
+    const leveldb::Status s = db_->Write(options, &batch_);
+    if (!s.ok()) throw std::runtime_error("leveldb: " + s.ToString());
+    batch_.Clear();
+  }
+  std::size_t scan(std::string_view start, std::size_t n) const {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::size_t bytes = 0, seen = 0;
+    for (it->Seek(slice(start)); it->Valid() && seen < n; it->Next(), ++seen) {
+      bytes += it->key().size() + it->value().size();
+    }
+    benchmark::DoNotOptimize(bytes);
+    return seen;
+  }
+
+ private:
+  static leveldb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+
+  std::unique_ptr<leveldb::DB> db_;
+  leveldb::WriteBatch batch_;
+};
+
+}  // namespace bench
