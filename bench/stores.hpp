@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <iavl/iavl.hpp>
+#include <iavl/leveldb_store.hpp>
 #include <map>
 #include <memory>
 #include <optional>
@@ -39,18 +40,13 @@ inline const char* name_of(store_kind k) {
 }
 
 /// The one place where iavl's node stores plug in: a versioned tree on store `kind`, keeping its
-/// files (if any) under `dir`. nullptr while that store is not built yet.
+/// files (if any) under `dir`.
 inline std::unique_ptr<iavl::versioned_tree> make_db(store_kind kind, const std::filesystem::path& dir) {
-  (void)dir;
-  switch (kind) {
-    case store_kind::nodb: return std::make_unique<iavl::versioned_tree>();
-    // To wire once the stores land:
-    //   mem:     iavl::options{.store = iavl::open_memory_store()}
-    //   leveldb: iavl::options{.store = iavl::open_leveldb_store(dir)}  (and link iavl::leveldb)
-    case store_kind::mem:
-    case store_kind::leveldb:
-    default: return nullptr;
-  }
+  iavl::options o;
+  o.keep.keep_recent = 1;  // a pruning node: each commit retires the previous version
+  if (kind == store_kind::mem) o.store = iavl::open_memory_store();
+  if (kind == store_kind::leveldb) o.store = iavl::open_leveldb_store(dir.string());
+  return std::make_unique<iavl::versioned_tree>(o);
 }
 
 /// The IAVL tree: a check and a deliver tree branched from the last commit. It keeps one
@@ -58,8 +54,7 @@ inline std::unique_ptr<iavl::versioned_tree> make_db(store_kind kind, const std:
 class iavl_db {
  public:
   static std::unique_ptr<iavl_db> open(store_kind kind, const std::filesystem::path& dir) {
-    auto db = make_db(kind, dir);
-    return db ? std::make_unique<iavl_db>(std::move(db)) : nullptr;
+    return std::make_unique<iavl_db>(make_db(kind, dir));
   }
   explicit iavl_db(std::unique_ptr<iavl::versioned_tree> db)
       : db_(std::move(db)), last_(db_->last_commit()), check_(last_.branch()), deliver_(last_.branch()) {}
@@ -77,7 +72,6 @@ class iavl_db {
     const iavl::hash256 app_hash = deliver_.working_hash();
     benchmark::DoNotOptimize(app_hash);
     last_ = db_->commit(std::move(deliver_));
-    if (last_.version() > 1) db_->delete_version(last_.version() - 1);
     check_ = last_.branch();  // check resets to the new last commit
     deliver_ = last_.branch();
   }
