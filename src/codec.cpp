@@ -12,15 +12,11 @@ namespace {
 
 constexpr std::uint8_t leaf_kind = 0;
 constexpr std::uint8_t inner_kind = 1;
-constexpr int max_height = 127;  // far above any AVL tree that fits in memory or on disk
+constexpr int max_height = 127;  // far above any AVL tree of at most 2^32 keys
 
 void put_uvarint(std::string& out, std::uint64_t v) {
   std::uint8_t buf[max_varint_size];
   out.append(reinterpret_cast<const char*>(buf), detail::put_uvarint(buf, v));
-}
-void put_varint(std::string& out, std::int64_t v) {
-  std::uint8_t buf[max_varint_size];
-  out.append(reinterpret_cast<const char*>(buf), detail::put_varint(buf, v));
 }
 
 std::string describe(node_key key) { return "node " + std::to_string(key.version) + "/" + std::to_string(key.nonce); }
@@ -69,12 +65,22 @@ class reader {
     std::memcpy(h.bytes.data(), b.data(), 32);
     return h;
   }
-  std::uintptr_t child() {
+  // A child's record: where it is, and the height, size and hash its parent keeps of it.
+  void child(inner_node* n, int i) {
     const std::uint64_t version = uvarint("child version");
     const std::uint64_t nonce = uvarint("child nonce");
+    const std::uint64_t height = byte();
+    const std::uint64_t size = uvarint("child size");
     if (version < 1 || version > static_cast<std::uint64_t>(key_.version)) fail("child version out of range");
-    if (nonce < 1 || nonce > max_packed_nonce) fail("child nonce out of range");
-    return pack_key({static_cast<std::int64_t>(version), static_cast<std::uint32_t>(nonce)});
+    if (nonce < 1 || nonce > max_nonce) fail("child nonce out of range");
+    if (height > max_height - 1) fail("child height out of range");
+    if (height == 0 ? size != 1 : (size < 2 || size > static_cast<std::uint64_t>(max_size))) {
+      fail("child size out of range");
+    }
+    n->child[i].set_bits(pack_key({static_cast<std::int64_t>(version), static_cast<std::uint32_t>(nonce)}));
+    n->child_height[i] = static_cast<std::uint8_t>(height);
+    n->child_size[i] = static_cast<std::uint32_t>(size);
+    n->child_hash[i] = hash();
   }
   void finish() const {
     if (p_ != end_) fail("trailing bytes");
@@ -97,26 +103,26 @@ void encode_node(const node* n, std::string& out) {
     out.append(l->key());
     put_uvarint(out, l->value_size);
     out.append(l->value());
-    out.append(n->hash().view());
     return;
   }
   const auto* in = as_inner(n);
   out.push_back(static_cast<char>(inner_kind));
-  put_varint(out, n->height);
-  put_varint(out, in->size());
   put_uvarint(out, in->key_size);
   out.append(in->key());
-  out.append(n->hash().view());
   for (int i = 0; i < 2; ++i) {
+    assert(in->child_hash_valid(i));
     const node_key k = child_key(in, i);
     put_uvarint(out, static_cast<std::uint64_t>(k.version));
     put_uvarint(out, k.nonce);
+    out.push_back(static_cast<char>(in->child_height[i]));
+    put_uvarint(out, in->child_size[i]);
+    out.append(in->child_hash[i].view());
   }
 }
 
 node* decode_node(node_key key, std::string_view bytes) {
   reader r(key, bytes);
-  if (key.version < 1 || key.version > max_packed_version || key.nonce < 1 || key.nonce > max_packed_nonce) {
+  if (key.version < 1 || key.version > max_version || key.nonce < 1 || key.nonce > max_nonce) {
     r.fail("node key out of range");
   }
   const std::uint8_t kind = r.byte();
@@ -124,28 +130,29 @@ node* decode_node(node_key key, std::string_view bytes) {
   if (kind == leaf_kind) {
     const std::string_view k = r.sized(max_key_size, "key");
     const std::string_view v = r.sized(max_value_size, "value");
-    const hash256 h = r.hash();
     r.finish();
     n = make_leaf(k, v, key.version);
-    n->hash() = h;
   } else if (kind == inner_kind) {
-    const std::int64_t height = r.varint("height");
-    const std::int64_t size = r.varint("size");
-    if (height < 1 || height > max_height) r.fail("height out of range");
-    if (size < 2) r.fail("size out of range");
     const std::string_view k = r.sized(max_key_size, "key");
-    const hash256 h = r.hash();
-    const std::uintptr_t left = r.child();
-    const std::uintptr_t right = r.child();
-    r.finish();
-    n = make_inner(k, static_cast<int>(height), size, key.version, left, right);
-    n->hash() = h;
+    inner_node* in = make_inner(k, key.version);
+    n = in;
+    try {
+      r.child(in, 0);
+      r.child(in, 1);
+      r.finish();
+      if (in->size() > max_size) r.fail("size out of range");
+    } catch (...) {
+      free_node(in);
+      throw;
+    }
+    in->height = static_cast<std::uint8_t>(std::max(in->child_height[0], in->child_height[1]) + 1);
+    in->hash_valid = 3;
   } else {
     r.fail("unknown node kind " + std::to_string(kind));
   }
-  n->set_hash_valid(true);
+  n->nonce = key.nonce;
+  n->mark_committed();
   n->touch();  // a node is loaded because it is read
-  n->nonce() = key.nonce;
   return n;
 }
 
@@ -161,17 +168,21 @@ node* load_child(const inner_node* parent, int i, std::uintptr_t bits, const sto
   assert(ctx && "a tree without a store has every node in memory");
   for (;;) {
     node* loaded = ctx->load(unpack_key(bits));
-    // Heights fall strictly towards the leaves, so even a damaged store cannot make a walk loop.
-    if (loaded->height >= parent->height) {
+    // The parent knows the child's height and size: a record that disagrees is damaged. (And as
+    // heights fall strictly towards the leaves, even a damaged store cannot make a walk loop.)
+    if (loaded->height != parent->child_height[i] || size_of(loaded) != parent->child_size[i]) {
       const node_key k = unpack_key(bits);
+      const std::string found =
+          "height " + std::to_string(loaded->height) + ", size " + std::to_string(size_of(loaded));
       release(loaded, &ctx->account());
-      throw error(errc::corruption, "corrupt " + describe(k) + ": height " + std::to_string(loaded->height) +
-                                        " under a parent of height " + std::to_string(parent->height));
+      throw error(errc::corruption, "corrupt " + describe(k) + ": " + found + " where its parent records height " +
+                                        std::to_string(parent->child_height[i]) + ", size " +
+                                        std::to_string(parent->child_size[i]));
     }
     if (parent->child[i].install(bits, loaded)) return loaded;
     release(loaded, &ctx->account());  // another thread loaded it first
     bits = parent->child[i].bits();
-    if (!is_key(bits)) return reinterpret_cast<node*>(bits);
+    if (!is_key(bits)) return pointer_of(bits);
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <mutex>
+#include <set>
 
 namespace iavl::detail {
 
@@ -54,9 +55,15 @@ thread_slot& this_thread() {
   return t;
 }
 
+std::multiset<std::uint64_t>& all_pins() {  // guarded by slots_mutex
+  static auto* pins = new std::multiset<std::uint64_t>();
+  return *pins;
+}
+
 std::uint64_t oldest_active_epoch() {
   std::uint64_t oldest = UINT64_MAX;
   std::lock_guard lock(slots_mutex);
+  if (!all_pins().empty()) oldest = *all_pins().begin();
   for (const auto& s : all_slots()) {
     const std::uint64_t e = s->active.load(std::memory_order_seq_cst);
     if (e != 0 && e < oldest) oldest = e;
@@ -74,6 +81,19 @@ read_guard::read_guard() {
 read_guard::~read_guard() {
   thread_slot& t = this_thread();
   if (--t.depth == 0) t.s->active.store(0, std::memory_order_release);
+}
+
+epoch_pin::epoch_pin(const store_context* ctx) {
+  if (!ctx) return;
+  std::lock_guard lock(slots_mutex);
+  epoch_ = global_epoch.load(std::memory_order_seq_cst);
+  all_pins().insert(epoch_);
+}
+
+epoch_pin::~epoch_pin() {
+  if (epoch_ == 0) return;
+  std::lock_guard lock(slots_mutex);
+  all_pins().erase(all_pins().find(epoch_));
 }
 
 void retire_list::retire(node* n, memory_account* account) {

@@ -50,7 +50,7 @@ bool node_cache::sweep(inner_node* n, const store_context& ctx) {
     if (!c) continue;
     if (c->take_touch()) {
       if (!c->is_leaf() && !sweep(as_inner(c), ctx)) return false;
-    } else if (c->persisted()) {
+    } else if (c->nonce != 0) {  // in the store, so it can be loaded again
       const std::int64_t bytes = loaded_bytes(c);
       if (n->child[i].unload(c, c->key_in_store())) {
         retired_.retire(c, &ctx.account());

@@ -37,8 +37,8 @@ const node* child_of(const inner_node* n, int side, const store_context* ctx) { 
 class snapshot_root : public snapshot {
  public:
   explicit snapshot_root(const snapshot& s) : snapshot(s) {}
-  [[nodiscard]] const node* get() const { return root_.get(); }
-  [[nodiscard]] const store_context* ctx() const { return root_.ctx(); }
+  [[nodiscard]] const node* get() const { return root_; }
+  [[nodiscard]] const store_context* ctx() const { return tree_view::ctx(); }
 };
 
 constexpr char hash_length_byte = 32;  // the length prefix of every child hash in a node preimage
@@ -48,10 +48,11 @@ void append_varint(std::string& out, std::int64_t v) {
   out.append(reinterpret_cast<const char*>(buf), detail::put_varint(buf, v));
 }
 
-void append_hash(std::string& out, const node* n) {
-  assert(n->has_hash());  // every node of a committed snapshot is hashed
+/// Appends the hash `n` records for its child `side`, length-prefixed as in a node preimage.
+void append_child_hash(std::string& out, const inner_node* n, int side) {
+  assert(n->child_hash_valid(side));  // every node of a committed snapshot is hashed
   out.push_back(hash_length_byte);
-  out.append(n->hash().view());
+  out.append(n->child_hash[side].view());
 }
 
 /// The leaf's hash preimage up to the key: height 0, size 1, version (docs/format.md).
@@ -66,17 +67,17 @@ ics23::leaf_op leaf_op_of(const leaf_node* l) {
 
 /// The step up through `n` from its child `side`: n's hash preimage with that child's hash cut
 /// out, the bytes before it as prefix and after it as suffix.
-ics23::inner_op inner_op_of(const inner_node* n, int side, const store_context* ctx) {
+ics23::inner_op inner_op_of(const inner_node* n, int side) {
   ics23::inner_op op{ics23::hash_op::sha256, {}, {}};
   append_varint(op.prefix, n->height);
   append_varint(op.prefix, n->size());
   append_varint(op.prefix, n->version());
   if (side == 1) {
-    append_hash(op.prefix, child_of(n, 0, ctx));
+    append_child_hash(op.prefix, n, 0);
     op.prefix.push_back(hash_length_byte);
   } else {
     op.prefix.push_back(hash_length_byte);
-    append_hash(op.suffix, child_of(n, 1, ctx));
+    append_child_hash(op.suffix, n, 1);
   }
   return op;
 }
@@ -104,7 +105,7 @@ class prover {
     const std::span<const std::string_view> sides[2] = {keys.first(split), keys.subspan(split)};
     for (int side = 0; side < 2; ++side) {
       if (sides[side].empty()) continue;
-      steps_.push_back({in, side, inner_op_of(in, side, ctx_)});
+      steps_.push_back({in, side, inner_op_of(in, side)});
       walk(child_of(in, side, ctx_), sides[side]);
       steps_.pop_back();
     }
@@ -147,11 +148,11 @@ class prover {
     if (turn == 0) return std::nullopt;  // the current leaf is the first (or last) of the tree
     const inner_node* at = steps_[turn - 1].node;
     std::vector<ics23::inner_op> ops = path_ops(turn - 1);
-    ops.push_back(inner_op_of(at, toward, ctx_));
+    ops.push_back(inner_op_of(at, toward));
     const node* n = child_of(at, toward, ctx_);
     while (!n->is_leaf()) {
       const auto* in = detail::as_inner(n);
-      ops.push_back(inner_op_of(in, 1 - toward, ctx_));
+      ops.push_back(inner_op_of(in, 1 - toward));
       n = child_of(in, 1 - toward, ctx_);
     }
     return existence_of(detail::as_leaf(n), std::move(ops));

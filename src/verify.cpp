@@ -30,31 +30,27 @@ subtree_facts check(const detail::node* n, std::int64_t max_version, const detai
   if (n->version() < 1 || n->version() > max_version) {
     fail(n, "version out of range 1.." + std::to_string(max_version));
   }
-  subtree_facts f;
   if (n->is_leaf()) {
     const auto* l = detail::as_leaf(n);
-    f = {0, 1, detail::leaf_hash(n->version(), l->key(), l->value()), std::string(l->key()), std::string(l->key())};
-  } else {
-    const auto* in = detail::as_inner(n);
-    if (!in->child[0].bits() || !in->child[1].bits()) fail(n, "inner node without two children");
-    subtree_facts l = check_child(in, 0, ctx);
-    subtree_facts r = check_child(in, 1, ctx);
-    if (!(l.max_key < in->key())) fail(n, "left subtree holds a key not below the split key");
-    if (r.min_key != in->key()) fail(n, "split key is not the smallest key of the right subtree");
-    const int height = std::max(l.height, r.height) + 1;
-    if (n->height != height) fail(n, "height " + std::to_string(n->height) + ", expected " + std::to_string(height));
-    if (l.height - r.height > 1 || r.height - l.height > 1) fail(n, "AVL balance violated");
-    if (in->size() != l.size + r.size)
-      fail(n, "size " + std::to_string(in->size()) + ", expected " + std::to_string(l.size + r.size));
-    f = {height, l.size + r.size, detail::inner_hash(height, l.size + r.size, n->version(), l.hash, r.hash),
-         std::move(l.min_key), std::move(r.max_key)};
+    return {0, 1, detail::leaf_hash(n->version(), l->key(), l->value()), std::string(l->key()), std::string(l->key())};
   }
-  if (n->has_hash() && !(n->hash() == f.hash)) fail(n, "stored hash differs from the recomputed one");
-  return f;
+  const auto* in = detail::as_inner(n);
+  if (!in->child[0].bits() || !in->child[1].bits()) fail(n, "inner node without two children");
+  subtree_facts l = check_child(in, 0, ctx);
+  subtree_facts r = check_child(in, 1, ctx);
+  if (!(l.max_key < in->key())) fail(n, "left subtree holds a key not below the split key");
+  if (r.min_key != in->key()) fail(n, "split key is not the smallest key of the right subtree");
+  const int height = std::max(l.height, r.height) + 1;
+  if (n->height != height) fail(n, "height " + std::to_string(n->height) + ", expected " + std::to_string(height));
+  if (l.height - r.height > 1 || r.height - l.height > 1) fail(n, "AVL balance violated");
+  const std::int64_t size = l.size + r.size;
+  return {height, size, detail::inner_hash(height, size, n->version(), l.hash, r.hash), std::move(l.min_key),
+          std::move(r.max_key)};
 }
 
-// Checks child i of `parent`. A child that is not in memory is loaded for the check only, so
-// that verifying a large stored tree needs memory for one path, not for the tree.
+// Checks child i of `parent`, and what the parent records of it. A child that is not in memory
+// is loaded for the check only, so that verifying a large stored tree needs memory for one path,
+// not for the tree.
 subtree_facts check_child(const detail::inner_node* parent, int i, const detail::store_context* ctx) {
   const detail::node* c = parent->child[i].loaded();
   detail::root_ref temporary;
@@ -62,14 +58,33 @@ subtree_facts check_child(const detail::inner_node* parent, int i, const detail:
     temporary = detail::root_ref(ctx->read(detail::unpack_key(parent->child[i].bits())), nullptr);
     c = temporary.get();
   }
-  if (c->height >= parent->height) fail(parent, "child of height " + std::to_string(c->height) + " below it");
-  return check(c, parent->version(), ctx);
+  if (c->height != parent->child_height[i]) {
+    fail(parent, "records height " + std::to_string(parent->child_height[i]) + " for a child of height " +
+                     std::to_string(c->height));
+  }
+  subtree_facts f = check(c, parent->version(), ctx);
+  if (f.size != parent->child_size[i]) {
+    fail(parent,
+         "records size " + std::to_string(parent->child_size[i]) + " for a child of size " + std::to_string(f.size));
+  }
+  if (parent->child_hash_valid(i) && !(parent->child_hash[i] == f.hash)) {
+    fail(parent, "records a hash for a child that differs from the child's recomputed hash");
+  }
+  return f;
 }
 
 }  // namespace
 
-void tree_view::verify() const {
-  if (root_.get()) check(root_.get(), version_, root_.ctx());
+void tree_view::verify_against(const hash256* root_hash) const {
+  const detail::store_guard guard(ctx());
+  if (!root_) {
+    if (root_hash && !(*root_hash == empty_tree_hash())) {
+      throw error(errc::corruption, "verify: an empty tree with a root hash other than the empty hash");
+    }
+    return;
+  }
+  const subtree_facts f = check(root_, version_, ctx());
+  if (root_hash && !(*root_hash == f.hash)) fail(root_, "the root hash differs from the recomputed one");
 }
 
 }  // namespace iavl

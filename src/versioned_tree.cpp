@@ -12,7 +12,7 @@ namespace {
 
 // Metadata records (docs/format.md, "Metadata").
 constexpr std::string_view format_name = "format";
-constexpr std::string_view format_value = "iavl-cpp node store 1";
+constexpr std::string_view format_value = "iavl-cpp node store 2";
 constexpr std::string_view root_prefix = "r";
 
 std::string root_name(std::int64_t version) {
@@ -21,28 +21,32 @@ std::string root_name(std::int64_t version) {
   return name;
 }
 
-std::string encode_root(const std::optional<node_key>& root) {
+std::string encode_root(const std::optional<node_key>& root, const hash256& hash) {
   std::string out;
   if (!root) return out;
   std::uint8_t buf[2 * detail::max_varint_size];
   std::size_t n = detail::put_uvarint(buf, static_cast<std::uint64_t>(root->version));
   n += detail::put_uvarint(buf + n, root->nonce);
   out.assign(reinterpret_cast<const char*>(buf), n);
+  out.append(hash.view());
   return out;
 }
 
-std::optional<node_key> decode_root(std::int64_t version, std::string_view bytes) {
-  if (bytes.empty()) return std::nullopt;
+// A root record: the root's node key and hash, or nothing for the empty tree.
+void decode_root(std::int64_t version, std::string_view bytes, std::optional<node_key>& root, hash256& hash) {
+  hash = empty_tree_hash();
+  if (bytes.empty()) return;
   const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
   const auto* end = p + bytes.size();
   std::uint64_t v = 0, nonce = 0;
   const std::size_t a = detail::get_uvarint(p, end, v);
   const std::size_t b = a ? detail::get_uvarint(p + a, end, nonce) : 0;
-  if (!a || !b || p + a + b != end || v < 1 || v > static_cast<std::uint64_t>(version) || nonce < 1 ||
-      nonce > detail::max_packed_nonce) {
+  if (!a || !b || p + a + b + 32 != end || v < 1 || v > static_cast<std::uint64_t>(version) || nonce < 1 ||
+      nonce > detail::max_nonce) {
     throw error(errc::corruption, "corrupt root record of version " + std::to_string(version));
   }
-  return node_key{static_cast<std::int64_t>(v), static_cast<std::uint32_t>(nonce)};
+  root = node_key{static_cast<std::int64_t>(v), static_cast<std::uint32_t>(nonce)};
+  std::memcpy(hash.bytes.data(), p + a + b, 32);
 }
 
 [[noreturn]] void no_version(std::int64_t version) {
@@ -62,38 +66,35 @@ bool stored_children(const node_store& store, node_key key, node_key out[2]) {
   return true;
 }
 
-// Gives every node of the working tree that is not persisted yet a nonce, children first, and
-// serializes it into `batch`. Returns the nodes it numbered.
-void number_new_nodes(detail::node* n, std::uint32_t& last_nonce, write_batch& batch, std::string& buf,
-                      std::vector<detail::node*>& fresh) {
-  if (n->persisted()) return;
+// The nodes a working tree created below (and including) `n`, children before parents.
+void collect_new_nodes(detail::node* n, std::vector<detail::node*>& fresh) {
   if (!n->is_leaf()) {
-    for (auto& c : detail::as_inner(n)->child) {
-      if (detail::node* child = c.loaded()) number_new_nodes(child, last_nonce, batch, buf, fresh);
+    for (const auto& c : detail::as_inner(n)->child) {
+      const std::uintptr_t b = c.bits();
+      if (!detail::is_key(b) && detail::hold_of(b) == detail::hold::own)
+        collect_new_nodes(detail::pointer_of(b), fresh);
     }
   }
-  if (last_nonce == detail::max_packed_nonce) {
-    throw error(errc::invalid_argument,
-                "a version may write at most " + std::to_string(detail::max_packed_nonce) + " nodes");
-  }
-  n->nonce() = ++last_nonce;
-  detail::encode_node(n, buf);
-  batch.put_nodes.emplace_back(n->key_in_store(), buf);
   fresh.push_back(n);
 }
 
 }  // namespace
 
-versioned_tree::versioned_tree(options opts) : opts_(std::move(opts)) {
+versioned_tree::versioned_tree(options opts)
+    : opts_(std::move(opts)), ctx_(std::make_shared<detail::store_context>(opts_.store)) {
+  latest_ = snapshot(detail::root_ref(nullptr, ctx_), 0, empty_tree_hash());
+  ctx_->reclaim().start();
   if (!opts_.store) return;
-  ctx_ = std::make_shared<detail::store_context>(opts_.store);
   cache_ = std::make_unique<detail::node_cache>(opts_.cache_bytes);
-  latest_ = snapshot(detail::root_ref(nullptr, ctx_), 0);
   open_store();
   pruner_ = std::thread([this] { prune_loop(); });
 }
 
-versioned_tree::~versioned_tree() { stop_pruner(); }
+versioned_tree::~versioned_tree() {
+  stop_pruner();
+  // Snapshots may outlive the tree; what they drop later is freed by whoever drops it.
+  ctx_->reclaim().stop();
+}
 
 void versioned_tree::open_store() {
   node_store& store = *opts_.store;
@@ -115,8 +116,9 @@ void versioned_tree::open_store() {
     if (name.size() != 9) throw error(errc::corruption, "corrupt root record name");
     std::int64_t version = 0;
     for (std::size_t i = 1; i < 9; ++i) version = version << 8 | static_cast<std::uint8_t>(name[i]);
-    if (version < 1 || version > detail::max_packed_version) throw error(errc::corruption, "corrupt root record name");
-    on_store_[version] = {decode_root(version, value)};
+    if (version < 1 || version > detail::max_version) throw error(errc::corruption, "corrupt root record name");
+    root_record& record = on_store_[version];
+    decode_root(version, value, record.root, record.hash);
     return true;
   });
   const std::int64_t latest = on_store_.empty() ? 0 : on_store_.rbegin()->first;
@@ -134,7 +136,7 @@ void versioned_tree::open_store() {
 
 snapshot versioned_tree::load_version(std::int64_t version, const root_record& record) const {
   detail::node* root = record.root ? ctx_->load(*record.root) : nullptr;
-  return snapshot(detail::root_ref(root, ctx_), version);
+  return snapshot(detail::root_ref(root, ctx_), version, record.hash);
 }
 
 std::int64_t versioned_tree::latest_version() const {
@@ -150,7 +152,7 @@ snapshot versioned_tree::last_commit() const {
 snapshot versioned_tree::at(std::int64_t version) const {
   std::unique_lock lock(mutex_);
   if (version == latest_.version() && version > 0) return latest_;
-  if (!ctx_) {
+  if (!opts_.store) {
     const auto it = in_memory_.find(version);
     if (it == in_memory_.end()) no_version(version);
     return it->second;
@@ -165,7 +167,7 @@ snapshot versioned_tree::at(std::int64_t version) const {
 std::vector<std::int64_t> versioned_tree::versions() const {
   std::lock_guard lock(mutex_);
   std::vector<std::int64_t> out;
-  if (!ctx_) {
+  if (!opts_.store) {
     for (const auto& [v, s] : in_memory_) out.push_back(v);
   } else {
     for (const auto& [v, r] : on_store_) {
@@ -179,65 +181,86 @@ snapshot versioned_tree::commit(tree&& working) {
   std::lock_guard serial(commit_mutex_);
   const snapshot base = last_commit();
   const std::int64_t version = working.version();
-  if (version != base.version() + 1 || !(working.base_hash_ == base.hash()) || working.root_.shared_ctx() != ctx_) {
+  if (version != base.version() + 1 || !(working.base_hash_ == base.hash()) || working.keep_.shared_ctx() != ctx_) {
     throw error(errc::stale_branch, "working tree of version " + std::to_string(version) +
                                         " did not branch from the latest version " + std::to_string(base.version()));
   }
-  if (!ctx_) {
-    snapshot s = std::move(working).freeze();
-    std::lock_guard lock(mutex_);
-    in_memory_.emplace(version, s);
-    latest_ = s;
-  } else {
-    if (version > detail::max_packed_version) {
+  if (version > detail::max_version) {
+    throw error(errc::invalid_argument, "versions above " + std::to_string(detail::max_version) + " are not supported");
+  }
+  const hash256 hash = working.working_hash();
+  detail::node* root = working.root_;
+  std::vector<detail::node*> fresh;  // the working tree's own nodes, children first
+  if (root && detail::hold_of(working.root_bits_) == detail::hold::own) collect_new_nodes(root, fresh);
+
+  root_record record{root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash};
+  if (opts_.store) {
+    if (fresh.size() > detail::max_nonce) {
       throw error(errc::invalid_argument,
-                  "versions above " + std::to_string(detail::max_packed_version) + " are not supported");
+                  "a version may write at most " + std::to_string(detail::max_nonce) + " nodes");
     }
-    detail::node* root = working.root_.get();
     write_batch batch;
-    std::vector<detail::node*> fresh;
-    if (root) {
-      detail::ensure_hash(root, ctx_.get());
-      std::uint32_t last_nonce = 0;
-      std::string buf;
-      try {
-        number_new_nodes(root, last_nonce, batch, buf, fresh);
-      } catch (...) {
-        for (detail::node* n : fresh) n->nonce() = 0;
-        throw;
-      }
+    std::string buf;
+    std::uint32_t nonce = 0;
+    for (detail::node* n : fresh) n->nonce = ++nonce;  // children first: a parent's record names them
+    for (detail::node* n : fresh) {
+      detail::encode_node(n, buf);
+      batch.put_nodes.emplace_back(n->key_in_store(), buf);
     }
-    root_record record{root ? std::optional<node_key>(root->key_in_store()) : std::nullopt};
-    batch.put_meta.emplace_back(root_name(version), encode_root(record.root));
+    if (root) record.root = root->key_in_store();
+    batch.put_meta.emplace_back(root_name(version), encode_root(record.root, hash));
     try {
       opts_.store->write(batch, opts_.sync);
     } catch (...) {
-      for (detail::node* n : fresh) n->nonce() = 0;  // the tree stays as it was: nothing was written
+      for (detail::node* n : fresh) n->nonce = 0;  // the tree stays as it was: nothing was written
       throw;
     }
     std::int64_t bytes = 0;
     for (const detail::node* n : fresh) bytes += static_cast<std::int64_t>(detail::footprint(n));
     ctx_->account().bytes.fetch_add(bytes, std::memory_order_relaxed);
-    snapshot s = std::move(working).freeze();
+  }
+  // The new nodes are committed; the base nodes they borrowed become counted references on the
+  // reclaimer, before the base version is dropped below (its jobs run in order).
+  for (detail::node* n : fresh) n->mark_committed();
+  ctx_->reclaim().count_borrowed(std::move(fresh), std::move(working.pin_));
+
+  // The new version holds the root: the tree's own root, or its counted or borrowed one.
+  if (root && detail::hold_of(working.root_bits_) == detail::hold::borrowed) detail::retain(root);
+  working.root_bits_ = 0;  // the tree is consumed: it lets go of its root, base and pin
+  working.root_ = nullptr;
+  working.keep_ = {};
+  snapshot s(detail::root_ref(root, ctx_), version, hash);
+  {
     std::lock_guard lock(mutex_);
-    on_store_[version] = record;
+    if (opts_.store) {
+      on_store_[version] = record;
+    } else {
+      in_memory_.emplace(version, s);
+    }
     latest_ = s;
   }
   apply_retention(version);
-  snapshot committed = last_commit();
-  if (cache_) cache_->trim(committed.root_.get(), *ctx_);
-  return committed;
+  schedule_trim(s);
+  return s;
+}
+
+// The cache is trimmed on the reclaimer's thread, after the new nodes' slots are counted (an
+// unloaded node must not be one whose slots are still to be counted).
+void versioned_tree::schedule_trim(const snapshot& latest) {
+  if (!cache_) return;
+  ctx_->reclaim().post([cache = cache_.get(), ctx = ctx_.get(), latest] { cache->trim(latest.root_, *ctx); });
 }
 
 void versioned_tree::trim_cache() {
   if (!cache_) return;
   std::lock_guard serial(commit_mutex_);
-  const snapshot latest = last_commit();
-  cache_->trim(latest.root_.get(), *ctx_);
+  ctx_->reclaim().flush();  // what old versions held counts until it is freed
+  schedule_trim(last_commit());
+  ctx_->reclaim().flush();
 }
 
 std::int64_t versioned_tree::cached_bytes() const {
-  return ctx_ ? ctx_->account().bytes.load(std::memory_order_relaxed) : 0;
+  return opts_.store ? ctx_->account().bytes.load(std::memory_order_relaxed) : 0;
 }
 
 void versioned_tree::apply_retention(std::int64_t latest) {
@@ -247,7 +270,7 @@ void versioned_tree::apply_retention(std::int64_t latest) {
     return v <= latest - keep.keep_recent && !(keep.keep_every > 0 && v % keep.keep_every == 0);
   };
   std::lock_guard lock(mutex_);
-  if (!ctx_) {
+  if (!opts_.store) {
     std::erase_if(in_memory_, [&](const auto& e) { return doomed(e.first); });
     return;
   }
@@ -270,7 +293,7 @@ void versioned_tree::delete_version(std::int64_t version) {
     if (version == latest_.version()) {
       throw error(errc::invalid_argument, "cannot delete the latest version " + std::to_string(version));
     }
-    if (!ctx_) {
+    if (!opts_.store) {
       if (in_memory_.erase(version) == 0) no_version(version);
       return;
     }
@@ -286,7 +309,7 @@ void versioned_tree::delete_versions_before(std::int64_t version) {
     std::lock_guard serial(commit_mutex_);
     std::lock_guard lock(mutex_);
     const std::int64_t bound = std::min(version, latest_.version());
-    if (!ctx_) {
+    if (!opts_.store) {
       std::erase_if(in_memory_, [&](const auto& e) { return e.first < bound; });
       return;
     }
@@ -300,7 +323,7 @@ void versioned_tree::delete_versions_before(std::int64_t version) {
 
 void versioned_tree::rollback_to(std::int64_t version) {
   std::lock_guard serial(commit_mutex_);
-  if (!ctx_) {
+  if (!opts_.store) {
     std::lock_guard lock(mutex_);
     const auto it = in_memory_.find(version);
     if (it == in_memory_.end()) no_version(version);

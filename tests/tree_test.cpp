@@ -118,10 +118,12 @@ using iavl::detail::node;
 
 node* leaf(int k) { return iavl::detail::make_leaf(std::string(1, static_cast<char>(k)), "", 1); }
 node* inner(node* l, node* r) {
-  node* min_right = r;
+  const node* min_right = r;
   while (!min_right->is_leaf()) min_right = iavl::detail::as_inner(min_right)->child[0].loaded();
-  auto* n = iavl::detail::make_inner(iavl::detail::as_leaf(min_right)->key(), 0, 0, 1, l, r);
-  iavl::detail::update_height_size(n, nullptr);
+  auto* n = iavl::detail::make_inner(iavl::detail::as_leaf(min_right)->key(), 1);
+  iavl::detail::set_slot(n, 0, iavl::detail::own_slot(l));
+  iavl::detail::set_slot(n, 1, iavl::detail::own_slot(r));
+  iavl::detail::update_height(n);
   return n;
 }
 
@@ -131,31 +133,40 @@ std::string shape(const node* n) {
   return "(" + shape(in->child[0].loaded()) + " " + shape(in->child[1].loaded()) + ")";
 }
 
-// Builds a committed tree of the given shape (version 1) and exposes its root.
-struct shaped : iavl::snapshot {
-  explicit shaped(node* root) : iavl::snapshot(freeze(root)) {}
-  static iavl::snapshot freeze(node* root) {
+// Commits a tree of the given shape as version 1 (hashing it, as any commit does).
+struct shaped {
+  explicit shaped(node* root) {
     struct access : iavl::tree {
-      explicit access(node* r) { root_.reset(r); }
+      access(iavl::tree empty, node* r) : iavl::tree(std::move(empty)) {
+        root_bits_ = reinterpret_cast<std::uintptr_t>(r);
+        root_ = r;
+        root_hash_known_ = false;
+      }
     };
-    return std::move(access(root)).freeze();
+    access built(db.branch(), root);
+    snap = db.commit(std::move(built));
   }
+  iavl::tree branch() const { return snap.branch(); }
+  iavl::versioned_tree db;
+  iavl::snapshot snap;
 };
 
 struct root_of : iavl::tree_view {
   explicit root_of(const iavl::tree_view& t) : iavl::tree_view(t) {}
-  std::string str() const { return shape(root_.get()); }
+  std::string str() const { return shape(root_); }
 };
 
 std::string after_set(node* root, int key) {
-  iavl::tree t = shaped(root).branch();
+  const shaped base(root);
+  iavl::tree t = base.branch();
   t.set(std::string(1, static_cast<char>(key)), "");
   t.verify();
   return root_of(t).str();
 }
 
 std::string after_remove(node* root, int key) {
-  iavl::tree t = shaped(root).branch();
+  const shaped base(root);
+  iavl::tree t = base.branch();
   EXPECT_TRUE(t.remove(std::string(1, static_cast<char>(key))));
   t.verify();
   return root_of(t).str();

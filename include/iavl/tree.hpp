@@ -58,8 +58,10 @@ enum class order { ascending, descending };
 enum class set_result { inserted, updated };
 
 namespace detail {
-/// An owning reference to a root node (or to nothing: the empty tree), with the store its
-/// nodes load from (null for a tree without a store).
+struct slot_value;
+
+/// A counted reference to a committed root node (or to nothing: the empty tree), with the
+/// context of its versioned tree: the store its nodes load from, and the reclaimer.
 class root_ref {
  public:
   root_ref() = default;
@@ -74,16 +76,15 @@ class root_ref {
     return *this;
   }
   ~root_ref() {
-    if (n_) release(n_, account_of(ctx_.get()));
+    if (n_) drop_later(n_, false, ctx_.get());
   }
 
   [[nodiscard]] node* get() const { return n_; }
-  [[nodiscard]] const store_context* ctx() const { return ctx_.get(); }
+  /// The store context for the tree algorithms: null when the tree has no store.
+  [[nodiscard]] const store_context* ctx() const { return store_of(ctx_.get()); }
+  /// The whole context (also without a store): null only for trees made outside a versioned tree.
+  [[nodiscard]] const store_context* family() const { return ctx_.get(); }
   [[nodiscard]] const std::shared_ptr<store_context>& shared_ctx() const { return ctx_; }
-  /// Replaces the root node, adopting the caller's reference (the old one is not released).
-  void reset(node* adopted) { n_ = adopted; }
-  /// Gives up the root node without releasing it.
-  [[nodiscard]] node* take() { return std::exchange(n_, nullptr); }
 
  private:
   node* n_ = nullptr;
@@ -92,10 +93,11 @@ class root_ref {
 }  // namespace detail
 
 /// An input iterator over the entries of a key range, in ascending or descending key order.
-/// Compares equal to std::default_sentinel when exhausted. Holds a reference to the tree's root,
-/// so a snapshot's nodes outlive the snapshot while an iterator is on them. For a tree with a
-/// store, an iterator must stay on the thread that made it, and while it lives the memory of
-/// nodes the cache unloads is not reclaimed.
+/// Compares equal to std::default_sentinel when exhausted. An iterator over a snapshot keeps
+/// the snapshot's nodes alive, also after the snapshot is destroyed; one over a working tree is
+/// invalidated by any write to the tree and must not outlive it. For a tree with a store, an
+/// iterator must stay on the thread that made it, and while it lives the memory of nodes the
+/// cache unloads is not reclaimed.
 class iterator {
  public:
   using value_type = entry_view;
@@ -103,7 +105,8 @@ class iterator {
 
   iterator() = default;
   /// O(height): positions on the first key of [start, end) in the given order.
-  iterator(detail::root_ref root, std::optional<std::string_view> start, std::optional<std::string_view> end, order o);
+  iterator(const detail::node* root, detail::root_ref keep, std::optional<std::string_view> start,
+           std::optional<std::string_view> end, order o);
 
   entry_view operator*() const { return {leaf_->key(), leaf_->value()}; }
   /// Amortised O(1), O(height) worst case. No allocation.
@@ -115,7 +118,7 @@ class iterator {
   void descend(const detail::node* n);
   void settle();
 
-  detail::root_ref root_;
+  detail::root_ref keep_;
   detail::store_guard guard_;                       // nodes on the path stay valid while the iterator lives
   std::vector<const detail::inner_node*> pending_;  // nodes whose far subtree is still to visit
   const detail::leaf_node* leaf_ = nullptr;
@@ -127,14 +130,15 @@ static_assert(std::input_iterator<iterator>);
 /// The entries of a key range; `for (auto [key, value] : t.range(...))`.
 class entry_range {
  public:
-  entry_range(detail::root_ref root, std::optional<std::string_view> start, std::optional<std::string_view> end,
-              order o)
-      : root_(std::move(root)), start_(start), end_(end), order_(o) {}
-  [[nodiscard]] iterator begin() const { return {root_, start_, end_, order_}; }
+  entry_range(const detail::node* root, detail::root_ref keep, std::optional<std::string_view> start,
+              std::optional<std::string_view> end, order o)
+      : root_(root), keep_(std::move(keep)), start_(start), end_(end), order_(o) {}
+  [[nodiscard]] iterator begin() const { return {root_, keep_, start_, end_, order_}; }
   [[nodiscard]] std::default_sentinel_t end() const { return {}; }
 
  private:
-  detail::root_ref root_;
+  const detail::node* root_;
+  detail::root_ref keep_;
   std::optional<std::string_view> start_, end_;
   order order_;
 };
@@ -147,17 +151,17 @@ class tree_view {
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
   [[nodiscard]] bool has(std::string_view key) const;
   /// Number of keys. O(1).
-  [[nodiscard]] std::int64_t size() const { return root_.get() ? detail::size_of(root_.get()) : 0; }
+  [[nodiscard]] std::int64_t size() const { return root_ ? detail::size_of(root_) : 0; }
   /// Height of the root (0 for one key or none). O(1).
-  [[nodiscard]] int height() const { return root_.get() ? detail::height_of(root_.get()) : 0; }
-  [[nodiscard]] bool empty() const { return root_.get() == nullptr; }
+  [[nodiscard]] int height() const { return root_ ? root_->height : 0; }
+  [[nodiscard]] bool empty() const { return root_ == nullptr; }
 
   /// The keys in [start, end) (a missing bound is open) in the given order. O(1); iterating
   /// visits each entry in amortised O(1).
   [[nodiscard]] entry_range range(std::optional<std::string_view> start = std::nullopt,
                                   std::optional<std::string_view> end = std::nullopt,
                                   order o = order::ascending) const {
-    return {root_, start, end, o};
+    return {root_, keep_, start, end, o};
   }
   /// The entry at position `index` of key order, or nullopt when index is not in [0, size()).
   [[nodiscard]] std::optional<entry> at(std::int64_t index) const;
@@ -165,15 +169,24 @@ class tree_view {
   [[nodiscard]] std::optional<std::int64_t> index_of(std::string_view key) const;
 
   /// Recomputes and checks every node: key order, split keys, AVL balance, heights, sizes,
-  /// versions and hashes. O(n). Throws iavl::error(errc::corruption) naming the first problem.
-  void verify() const;
+  /// versions and hashes (those a parent records for its children, and the root hash). O(n).
+  /// Throws iavl::error(errc::corruption) naming the first problem.
+  void verify() const { verify_against(known_root_hash()); }
 
  protected:
   tree_view() = default;
-  tree_view(detail::root_ref root, std::int64_t version) : root_(std::move(root)), version_(version) {}
+  tree_view(detail::root_ref keep, detail::node* root, std::int64_t version)
+      : keep_(std::move(keep)), root_(root), version_(version) {}
+  [[nodiscard]] const detail::store_context* ctx() const { return keep_.ctx(); }
+  /// The root hash a snapshot or a hashed working tree records (null if none yet).
+  [[nodiscard]] const hash256* known_root_hash() const { return root_hash_known_ ? &root_hash_ : nullptr; }
+  void verify_against(const hash256* root_hash) const;
 
-  detail::root_ref root_;
+  detail::root_ref keep_;         // a snapshot's root; a working tree's base version root
+  detail::node* root_ = nullptr;  // the root: keep_'s, or one the working tree made
   std::int64_t version_ = 0;
+  hash256 root_hash_ = empty_tree_hash();  // valid when root_hash_known_
+  bool root_hash_known_ = true;
 };
 
 class tree;
@@ -186,23 +199,26 @@ class snapshot : public tree_view {
 
   [[nodiscard]] std::int64_t version() const { return version_; }
   /// The root hash (SHA-256 of nothing for the empty tree). O(1).
-  [[nodiscard]] hash256 hash() const { return root_.get() ? root_.get()->hash() : empty_tree_hash(); }
+  [[nodiscard]] const hash256& hash() const { return root_hash_; }
   /// A working tree on top of this version, to be committed as version() + 1. O(1).
   [[nodiscard]] tree branch() const;
 
  private:
   friend class versioned_tree;
   friend class tree;
-  snapshot(detail::root_ref root, std::int64_t version) : tree_view(std::move(root), version) {}
+  snapshot(detail::root_ref root, std::int64_t version, const hash256& hash) : tree_view(root, root.get(), version) {
+    root_hash_ = hash;
+  }
 };
 
 /// A working tree: the next version being built. Move-only; for one thread at a time.
 class tree : public tree_view {
  public:
   /// An empty working tree that will become version 1.
-  tree() : tree_view({}, 1) {}
-  tree(tree&&) noexcept = default;
-  tree& operator=(tree&&) noexcept = default;
+  tree() : tree_view({}, nullptr, 1) {}
+  tree(tree&& o) noexcept;
+  tree& operator=(tree&& o) noexcept;
+  ~tree();
 
   /// The version this tree becomes when committed.
   [[nodiscard]] std::int64_t version() const { return version_; }
@@ -216,20 +232,21 @@ class tree : public tree_view {
   /// once. O(changed nodes).
   [[nodiscard]] hash256 working_hash();
 
-  /// Hashes the tree and freezes it as a snapshot of version(), leaving this tree empty.
-  /// Normally called by versioned_tree::commit.
-  [[nodiscard]] snapshot freeze() &&;
+ protected:
+  std::uintptr_t root_bits_ = 0;  // the root as a child slot holds it: own, counted or borrowed
 
  private:
   friend class snapshot;
   friend class versioned_tree;
-  tree(detail::root_ref root, std::int64_t version, const hash256& base_hash)
-      : tree_view(std::move(root), version), base_hash_(base_hash) {}
+  explicit tree(const snapshot& base);
+  void set_root(std::uintptr_t bits);
+  [[nodiscard]] detail::slot_value root_slot() const;
 
   hash256 base_hash_ = empty_tree_hash();  // hash of the version it branched from
+  detail::epoch_pin pin_;                  // keeps the nodes it borrows alive through evictions
 };
 
-inline tree snapshot::branch() const { return tree(root_, version_ + 1, hash()); }
+inline tree snapshot::branch() const { return tree(*this); }
 
 }  // namespace iavl
 

@@ -93,9 +93,11 @@ class versioned_tree {
   void rollback_to(std::int64_t version);
   /// Waits until background pruning is done; rethrows its first failure, if any.
   void wait_for_pruning();
-  /// With a store: unloads cold nodes of the latest version until its memory is within
-  /// options::cache_bytes. commit() does this; a process that only reads may call it now and
-  /// then. Nodes that snapshots of older versions loaded stay until those snapshots go.
+  /// With a store: waits until the nodes of versions let go of are freed, then unloads cold
+  /// nodes of the latest version until memory is within options::cache_bytes. commit() trims
+  /// too, without waiting: memory freed in the background lags by about one commit. A process
+  /// that only reads may call this now and then. Nodes that snapshots of older versions loaded
+  /// stay until those snapshots go.
   void trim_cache();
   /// Bytes of memory the persisted nodes in memory take (0 without a store).
   [[nodiscard]] std::int64_t cached_bytes() const;
@@ -103,10 +105,12 @@ class versioned_tree {
  private:
   struct root_record {
     std::optional<node_key> root;  // none for the empty tree
-    bool deleting = false;         // scheduled for deletion: no longer readable, nodes still intact
+    hash256 hash = empty_tree_hash();
+    bool deleting = false;  // scheduled for deletion: no longer readable, nodes still intact
   };
 
   void open_store();
+  void schedule_trim(const snapshot& latest);
   [[nodiscard]] snapshot load_version(std::int64_t version, const root_record& record) const;
   void apply_retention(std::int64_t latest);
   void schedule_deletion(std::int64_t version);  // requires mutex_
@@ -115,7 +119,7 @@ class versioned_tree {
   void stop_pruner();
 
   options opts_;
-  std::shared_ptr<detail::store_context> ctx_;  // null without a store
+  std::shared_ptr<detail::store_context> ctx_;  // the store (if any) and the reclaimer
   std::unique_ptr<detail::node_cache> cache_;   // with a store
 
   std::mutex commit_mutex_;  // one commit or version-management call at a time

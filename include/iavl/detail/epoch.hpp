@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "iavl/detail/node.hpp"
@@ -26,6 +27,25 @@ class read_guard {
 };
 
 class store_context;
+
+/// Holds back the release of references retired from its creation on, for as long as it lives,
+/// whatever thread it is on: what a working tree needs for the shared nodes it borrows. Default
+/// constructed, it holds nothing.
+class epoch_pin {
+ public:
+  epoch_pin() = default;
+  /// A pin when the tree has a store (whose cache unloads nodes), nothing otherwise.
+  explicit epoch_pin(const store_context* ctx);
+  epoch_pin(epoch_pin&& o) noexcept : epoch_(std::exchange(o.epoch_, 0)) {}
+  epoch_pin& operator=(epoch_pin&& o) noexcept {
+    std::swap(epoch_, o.epoch_);
+    return *this;
+  }
+  ~epoch_pin();
+
+ private:
+  std::uint64_t epoch_ = 0;
+};
 
 /// A read_guard for trees with a store, whose nodes the cache may unload meanwhile; nothing for
 /// trees without one.

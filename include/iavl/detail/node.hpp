@@ -1,19 +1,25 @@
 // Tree nodes: layout, allocation and reference counting. Internal; not part of the API.
 //
-// A node is one allocation. Nodes are immutable once shared: a working tree edits a node in
-// place only while it holds the sole reference to it (refs == 1, reached through nodes it also
-// owns exclusively); otherwise it copies the node (copy-on-write). Reference counts are atomic
-// so that snapshots may be released from any thread.
+// A node is one allocation. A parent keeps, in the slot of each child, everything it needs to
+// know about that child: where it is, its hash, its size and its height. So walking a path,
+// rewriting it, rebalancing it and hashing it read only the nodes on the path, never their
+// siblings, which are mostly cache misses in a large tree.
 //
-// A child slot holds either a pointer to the child in memory, or, when the child lives only in
-// the node store (not loaded yet, or evicted), the child's node key tagged with the low bit.
-// Slots of shared nodes change only from "key" to "pointer" (a lazy load, by compare-and-swap
-// from any thread) and from "pointer" to "key" (an eviction, by the writer).
+// Ownership. *Committed* nodes (those of committed versions) are immutable and reference
+// counted: refs counts the slots of committed parents and the roots (snapshots, versions)
+// that hold them. A working tree creates *uncommitted* nodes, which only it can reach and
+// which it edits in place; their slots may *borrow* committed nodes without counting them
+// (the working tree keeps its base version, and with it every node it borrows, alive).
+// Committing turns the new nodes into committed ones and their borrowed slots into counted ones.
 //
-// Layout (p is the node pointer; the cold fields sit before it at fixed offsets, so a lookup
-// reads the header, the child slots and the key from adjacent bytes):
-//   leaf:                    [hash 32][version 8] p:[header 8][value_size 4][nonce 4][key][value]
-//   inner: [nonce 4][pad 4][size 8][hash 32][version 8] p:[header 8][left 8][right 8][key]
+// A child slot holds one of: a counted or uncommitted child's pointer; a borrowed pointer
+// (tagged borrowed_tag); or, for a committed child that lives only in the node store (not
+// loaded yet, or evicted), its node key (tagged key_tag). Slots of shared nodes change only
+// from key to pointer (a lazy load, by compare-and-swap from any thread) and from pointer to
+// key (an eviction, by the writer).
+//
+//   leaf:  [header 16][value_size 4][pad 4][key][value]
+//   inner: [header 16][slots 16][child sizes 8][child heights 2][valid 1][pad 5][child hashes 64][key]
 #pragma once
 
 #include <atomic>
@@ -24,30 +30,44 @@
 #include <new>
 #include <string_view>
 
+#include "iavl/detail/node_pool.hpp"
 #include "iavl/hash.hpp"
 #include "iavl/node_store.hpp"
 
 namespace iavl::detail {
 
-inline constexpr std::uint8_t hash_valid = 1;  // node::flags bit: hash() holds the node's hash
-inline constexpr std::uint8_t accessed = 2;    // node::flags bit: read since the cache last swept past it
+// node::flags bits.
+inline constexpr std::uint8_t committed = 1;  // part of a committed version: immutable, counted
+inline constexpr std::uint8_t accessed = 2;   // read since the cache last swept past it
 
-// Node keys packed into a tagged child slot: version < 2^32, nonce < 2^31.
-inline constexpr std::int64_t max_packed_version = (std::int64_t{1} << 32) - 1;
-inline constexpr std::uint32_t max_packed_nonce = (std::uint32_t{1} << 31) - 1;
+// Child slot tags (node pointers are 8-aligned).
+inline constexpr std::uintptr_t key_tag = 1;
+inline constexpr std::uintptr_t borrowed_tag = 2;
+inline constexpr std::uintptr_t tag_mask = 3;
 
+// Versions, nonces and sizes as nodes hold them.
+inline constexpr std::int64_t max_version = (std::int64_t{1} << 32) - 1;
+inline constexpr std::uint32_t max_nonce = (std::uint32_t{1} << 30) - 1;
+inline constexpr std::int64_t max_size = (std::int64_t{1} << 32) - 1;
+
+/// A node key in a slot: version (32 bits), nonce (30 bits), key_tag.
 [[nodiscard]] inline std::uintptr_t pack_key(node_key k) {
-  assert(k.version >= 0 && k.version <= max_packed_version && k.nonce <= max_packed_nonce);
-  return (static_cast<std::uintptr_t>(k.version) << 32) | (static_cast<std::uintptr_t>(k.nonce) << 1) | 1;
+  assert(k.version >= 0 && k.version <= max_version && k.nonce <= max_nonce);
+  return (static_cast<std::uintptr_t>(k.version) << 32) | (static_cast<std::uintptr_t>(k.nonce) << 2) | key_tag;
 }
 [[nodiscard]] inline node_key unpack_key(std::uintptr_t bits) {
-  return {static_cast<std::int64_t>(bits >> 32), static_cast<std::uint32_t>((bits & 0xffffffffu) >> 1)};
+  return {static_cast<std::int64_t>(bits >> 32), static_cast<std::uint32_t>((bits & 0xffffffffu) >> 2)};
 }
-[[nodiscard]] inline bool is_key(std::uintptr_t bits) { return (bits & 1) != 0; }
+[[nodiscard]] inline bool is_key(std::uintptr_t bits) { return (bits & key_tag) != 0; }
+[[nodiscard]] inline bool is_borrowed(std::uintptr_t bits) { return (bits & tag_mask) == borrowed_tag; }
 
 struct node;
+[[nodiscard]] inline node* pointer_of(std::uintptr_t bits) { return reinterpret_cast<node*>(bits & ~tag_mask); }
+[[nodiscard]] inline std::uintptr_t bits_of(const node* n, bool borrowed) {
+  return reinterpret_cast<std::uintptr_t>(n) | (borrowed ? borrowed_tag : 0);
+}
 
-/// Bytes of memory held by the persisted nodes of one tree (loaded or committed), for its cache
+/// Bytes of memory held by the committed nodes of one tree that are in memory, for its cache
 /// budget. Nodes of working trees are not counted until committed.
 struct memory_account {
   std::atomic<std::int64_t> bytes{0};
@@ -55,21 +75,19 @@ struct memory_account {
 
 class child_slot {
  public:
-  /// The slot's content: a node pointer, or a tagged key (is_key()).
   [[nodiscard]] std::uintptr_t bits() const { return bits_.load(std::memory_order_acquire); }
-  /// The child if it is in memory, else null.
+  /// The child if it is in memory (borrowed or not), else null.
   [[nodiscard]] node* loaded() const {
     const std::uintptr_t b = bits();
-    return is_key(b) ? nullptr : reinterpret_cast<node*>(b);
+    return is_key(b) ? nullptr : pointer_of(b);
   }
   /// For nodes the caller owns exclusively.
-  void set(node* n) { bits_.store(reinterpret_cast<std::uintptr_t>(n), std::memory_order_relaxed); }
   void set_bits(std::uintptr_t b) { bits_.store(b, std::memory_order_relaxed); }
   /// Publishes a loaded child in place of `expected` (its key); false when another thread won.
   bool install(std::uintptr_t expected, node* n) {
     return bits_.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(n), std::memory_order_acq_rel);
   }
-  /// Replaces a loaded child by its key (eviction); false when the slot changed meanwhile.
+  /// Replaces a counted child by its key (eviction); false when the slot changed meanwhile.
   bool unload(node* expected, node_key key) {
     auto e = reinterpret_cast<std::uintptr_t>(expected);
     return bits_.compare_exchange_strong(e, pack_key(key), std::memory_order_acq_rel);
@@ -84,17 +102,15 @@ struct node {
   std::uint8_t height = 0;             // 0 for a leaf
   std::atomic<std::uint8_t> flags{0};  // atomic: readers on any thread set `accessed`
   std::uint16_t key_size = 0;
+  std::uint32_t version32 = 0;  // the version that created the node
+  std::uint32_t nonce = 0;      // its sequence number within that version in the store; 0 if none
 
   [[nodiscard]] bool is_leaf() const { return height == 0; }
-  [[nodiscard]] bool has_hash() const { return (flags.load(std::memory_order_relaxed) & hash_valid) != 0; }
-  /// Only the owner of an unshared node changes its hash.
-  void set_hash_valid(bool valid) {
-    if (valid) {
-      flags.fetch_or(hash_valid, std::memory_order_relaxed);
-    } else {
-      flags.fetch_and(static_cast<std::uint8_t>(~hash_valid), std::memory_order_relaxed);
-    }
-  }
+  [[nodiscard]] std::int64_t version() const { return version32; }
+  [[nodiscard]] node_key key_in_store() const { return {version32, nonce}; }
+  [[nodiscard]] bool is_committed() const { return (flags.load(std::memory_order_relaxed) & committed) != 0; }
+  /// Before the node is published: by commit or by loading.
+  void mark_committed() { flags.fetch_or(committed, std::memory_order_relaxed); }
   /// Notes a read for the cache; writes only when the bit is not set yet.
   void touch() {
     if (!(flags.load(std::memory_order_relaxed) & accessed)) flags.fetch_or(accessed, std::memory_order_relaxed);
@@ -103,57 +119,42 @@ struct node {
   bool take_touch() {
     return (flags.fetch_and(static_cast<std::uint8_t>(~accessed), std::memory_order_relaxed) & accessed) != 0;
   }
-
-  [[nodiscard]] std::int64_t& version() { return *reinterpret_cast<std::int64_t*>(base() - 8); }
-  [[nodiscard]] std::int64_t version() const { return *reinterpret_cast<const std::int64_t*>(base() - 8); }
-  [[nodiscard]] hash256& hash() { return *reinterpret_cast<hash256*>(base() - 40); }
-  [[nodiscard]] const hash256& hash() const { return *reinterpret_cast<const hash256*>(base() - 40); }
-  /// Sequence number within version() in the node store; 0 until the node is persisted.
-  [[nodiscard]] std::uint32_t& nonce();
-  [[nodiscard]] std::uint32_t nonce() const { return const_cast<node*>(this)->nonce(); }
-  [[nodiscard]] bool persisted() const { return nonce() != 0; }
-  [[nodiscard]] node_key key_in_store() const { return {version(), nonce()}; }
-
- protected:
-  char* base() { return reinterpret_cast<char*>(this); }
-  const char* base() const { return reinterpret_cast<const char*>(this); }
 };
-static_assert(sizeof(node) == 8);
+static_assert(sizeof(node) == 16);
 
 struct leaf_node : node {
   std::uint32_t value_size = 0;
-  std::uint32_t leaf_nonce = 0;
+  std::uint32_t reserved = 0;
 
   [[nodiscard]] std::string_view key() const { return {data(), key_size}; }
   [[nodiscard]] std::string_view value() const { return {data() + key_size, value_size}; }
   [[nodiscard]] char* data() { return reinterpret_cast<char*>(this + 1); }
   [[nodiscard]] const char* data() const { return reinterpret_cast<const char*>(this + 1); }
 };
-static_assert(sizeof(leaf_node) == 16);
+static_assert(sizeof(leaf_node) == 24);
 
 struct inner_node : node {
-  // [0] left, [1] right; a loaded child is a counted reference. Mutable: loading a child into
-  // a shared node does not change the node's value.
+  // [0] left, [1] right. Mutable: loading a child into a shared node changes no value of it.
   mutable child_slot child[2];
+  std::uint32_t child_size[2] = {0, 0};   // keys below each child
+  std::uint8_t child_height[2] = {0, 0};  // each child's height
+  std::uint8_t hash_valid = 0;            // bit i: child_hash[i] is child i's hash (working trees)
+  std::uint8_t reserved[5] = {};
+  hash256 child_hash[2];
 
   [[nodiscard]] std::string_view key() const { return {data(), key_size}; }
   [[nodiscard]] char* data() { return reinterpret_cast<char*>(this + 1); }
   [[nodiscard]] const char* data() const { return reinterpret_cast<const char*>(this + 1); }
-  [[nodiscard]] std::int64_t& size() { return *reinterpret_cast<std::int64_t*>(base() - 48); }
-  [[nodiscard]] std::int64_t size() const { return *reinterpret_cast<const std::int64_t*>(base() - 48); }
-  [[nodiscard]] std::uint32_t& inner_nonce() { return *reinterpret_cast<std::uint32_t*>(base() - 56); }
+  [[nodiscard]] std::int64_t size() const { return std::int64_t{child_size[0]} + child_size[1]; }
+  [[nodiscard]] bool child_hash_valid(int i) const { return (hash_valid >> i) & 1; }
+  void invalidate_child_hash(int i) { hash_valid = static_cast<std::uint8_t>(hash_valid & ~(1 << i)); }
 };
-static_assert(sizeof(inner_node) == 24);
-
-inline constexpr std::size_t leaf_prefix = 40;   // hash + version
-inline constexpr std::size_t inner_prefix = 56;  // nonce + pad + size + hash + version
+static_assert(sizeof(inner_node) == 112);
 
 [[nodiscard]] inline leaf_node* as_leaf(node* n) { return static_cast<leaf_node*>(n); }
 [[nodiscard]] inline const leaf_node* as_leaf(const node* n) { return static_cast<const leaf_node*>(n); }
 [[nodiscard]] inline inner_node* as_inner(node* n) { return static_cast<inner_node*>(n); }
 [[nodiscard]] inline const inner_node* as_inner(const node* n) { return static_cast<const inner_node*>(n); }
-
-inline std::uint32_t& node::nonce() { return is_leaf() ? as_leaf(this)->leaf_nonce : as_inner(this)->inner_nonce(); }
 
 /// The key a lookup compares with: a leaf's key, or an inner node's split key (the smallest
 /// key of its right subtree).
@@ -161,20 +162,16 @@ inline std::uint32_t& node::nonce() { return is_leaf() ? as_leaf(this)->leaf_non
   return n->is_leaf() ? as_leaf(n)->key() : as_inner(n)->key();
 }
 [[nodiscard]] inline std::int64_t size_of(const node* n) { return n->is_leaf() ? 1 : as_inner(n)->size(); }
-[[nodiscard]] inline int height_of(const node* n) { return n->height; }
 
 /// Bytes of memory a node occupies (its allocation), for memory accounting.
 [[nodiscard]] inline std::size_t footprint(const node* n) {
-  return n->is_leaf() ? leaf_prefix + sizeof(leaf_node) + n->key_size + as_leaf(n)->value_size
-                      : inner_prefix + sizeof(inner_node) + n->key_size;
+  return n->is_leaf() ? sizeof(leaf_node) + n->key_size + as_leaf(n)->value_size : sizeof(inner_node) + n->key_size;
 }
 
-/// A new leaf (refs = 1, hash not yet computed). Sizes are checked by the caller.
+/// A new uncommitted leaf. Sizes are checked by the caller.
 [[nodiscard]] inline leaf_node* make_leaf(std::string_view key, std::string_view value, std::int64_t version) {
-  char* base = static_cast<char*>(::operator new(leaf_prefix + sizeof(leaf_node) + key.size() + value.size()));
-  auto* n = new (base + leaf_prefix) leaf_node;
-  new (base) hash256;
-  new (base + 32) std::int64_t(version);
+  auto* n = new (node_pool::allocate(sizeof(leaf_node) + key.size() + value.size())) leaf_node;
+  n->version32 = static_cast<std::uint32_t>(version);
   n->key_size = static_cast<std::uint16_t>(key.size());
   n->value_size = static_cast<std::uint32_t>(value.size());
   if (!key.empty()) std::memcpy(n->data(), key.data(), key.size());
@@ -182,50 +179,55 @@ inline std::uint32_t& node::nonce() { return is_leaf() ? as_leaf(this)->leaf_non
   return n;
 }
 
-/// A new inner node whose child slots take the given contents (pointers whose references the
-/// caller hands over, or tagged keys).
-[[nodiscard]] inline inner_node* make_inner(std::string_view key, int height, std::int64_t size, std::int64_t version,
-                                            std::uintptr_t left, std::uintptr_t right) {
-  char* base = static_cast<char*>(::operator new(inner_prefix + sizeof(inner_node) + key.size()));
-  auto* n = new (base + inner_prefix) inner_node;
-  new (base) std::uint64_t(0);  // nonce + pad
-  new (base + 8) std::int64_t(size);
-  new (base + 16) hash256;
-  new (base + 48) std::int64_t(version);
-  n->height = static_cast<std::uint8_t>(height);
+/// A new uncommitted inner node with `key` and empty slots.
+[[nodiscard]] inline inner_node* make_inner(std::string_view key, std::int64_t version) {
+  auto* n = new (node_pool::allocate(sizeof(inner_node) + key.size())) inner_node;
+  n->version32 = static_cast<std::uint32_t>(version);
   n->key_size = static_cast<std::uint16_t>(key.size());
-  n->child[0].set_bits(left);
-  n->child[1].set_bits(right);
   if (!key.empty()) std::memcpy(n->data(), key.data(), key.size());
   return n;
 }
-[[nodiscard]] inline inner_node* make_inner(std::string_view key, int height, std::int64_t size, std::int64_t version,
-                                            node* left, node* right) {
-  return make_inner(key, height, size, version, reinterpret_cast<std::uintptr_t>(left),
-                    reinterpret_cast<std::uintptr_t>(right));
-}
 
-/// Frees a node's memory without touching its children's references.
+/// Frees a node's memory without touching its children.
 inline void free_node(node* n) {
-  char* base = reinterpret_cast<char*>(n) - (n->is_leaf() ? leaf_prefix : inner_prefix);
-  ::operator delete(base);
+  const std::size_t bytes = footprint(n);
+  if (n->is_leaf()) {
+    as_leaf(n)->~leaf_node();
+  } else {
+    as_inner(n)->~inner_node();
+  }
+  node_pool::deallocate(n, bytes);
 }
 
 inline void retain(node* n) { n->refs.fetch_add(1, std::memory_order_relaxed); }
 
-/// Drops one reference; the last one frees the node and releases its loaded children.
-/// `account` (null for trees without a store) is debited for freed persisted nodes.
+/// Drops one counted reference to a committed node; the last one frees it and releases the
+/// children its slots count. `account` (null for trees without a store) is debited.
 inline void release(node* n, memory_account* account) {
   // Holding the only reference means no other thread can be touching the count.
   if (n->refs.load(std::memory_order_acquire) != 1 && n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (!n->is_leaf()) {
-    auto* in = as_inner(n);
-    for (auto& c : in->child) {
-      if (node* child = c.loaded()) release(child, account);
+    for (const auto& c : as_inner(n)->child) {
+      const std::uintptr_t b = c.bits();
+      if (!is_key(b) && !is_borrowed(b)) release(pointer_of(b), account);
     }
   }
-  if (account && n->persisted()) {
-    account->bytes.fetch_sub(static_cast<std::int64_t>(footprint(n)), std::memory_order_relaxed);
+  if (account) account->bytes.fetch_sub(static_cast<std::int64_t>(footprint(n)), std::memory_order_relaxed);
+  free_node(n);
+}
+
+/// Frees the nodes a working tree created below (and including) `n`, and releases the committed
+/// ones it loaded into them; borrowed nodes are not its to touch.
+inline void discard(node* n, memory_account* account) {
+  if (n->is_committed()) {
+    release(n, account);
+    return;
+  }
+  if (!n->is_leaf()) {
+    for (const auto& c : as_inner(n)->child) {
+      const std::uintptr_t b = c.bits();
+      if (!is_key(b) && !is_borrowed(b)) discard(pointer_of(b), account);
+    }
   }
   free_node(n);
 }

@@ -1,29 +1,89 @@
-// What the nodes of a store-backed tree need from their store: loading, and the memory account
-// of the cache budget. Internal.
+// What the snapshots and working trees of one versioned tree share: its node store (if any)
+// with the memory account of the cache budget, and the thread that frees what they drop.
+// Internal.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
+#include "iavl/detail/epoch.hpp"
 #include "iavl/detail/node.hpp"
 #include "iavl/node_store.hpp"
 
 namespace iavl::detail {
 
-/// Serializes a persisted-to-be node (docs/format.md). Its loaded children must be persisted.
+/// Serializes a node about to be persisted (docs/format.md). Its children must be persisted.
 void encode_node(const node* n, std::string& out);
-/// Decodes the node stored under `key` (refs = 1, hash and nonce set, children as keys).
-/// Throws iavl::error(errc::corruption) naming the node when `bytes` is not a valid node.
+/// Decodes the node stored under `key`: committed, refs = 1, children as keys with the hash,
+/// size and height the record gives them. Throws iavl::error(errc::corruption) naming the node
+/// when `bytes` is not a valid node record.
 [[nodiscard]] node* decode_node(node_key key, std::string_view bytes);
+
+/// Frees, on a thread of its own, the nodes that versions and working trees let go of, so that
+/// the writer does not wait for the cache misses of freeing a block's worth of old nodes.
+class reclaimer {
+ public:
+  reclaimer() = default;
+  reclaimer(const reclaimer&) = delete;
+  reclaimer& operator=(const reclaimer&) = delete;
+  ~reclaimer() { stop(); }
+
+  void start();
+  /// Finishes what is queued; from then on, work is done by the caller.
+  void stop();
+  /// release(n, account) or, for a working tree's own node, discard(n, account): later on the
+  /// reclaimer's thread while it runs, else now.
+  void drop(node* n, bool own, memory_account* account);
+  /// Turns the borrowed slots of newly committed nodes into counted ones (retaining what they
+  /// point to), later on the reclaimer's thread while it runs, else now. Jobs run in order, so
+  /// this happens before the base version the nodes borrowed from is dropped after it; `pin`,
+  /// the committed tree's, keeps what the cache unloaded meanwhile until then.
+  void count_borrowed(std::vector<node*> committed_nodes, epoch_pin pin);
+  /// Runs `task` on the reclaimer's thread, in order with the other jobs (or now when it is
+  /// not running).
+  void post(std::function<void()> task);
+  /// Waits until everything queued so far is done.
+  void flush();
+
+ private:
+  struct job {
+    node* n = nullptr;  // drop this node...
+    bool own = false;
+    memory_account* account = nullptr;
+    std::vector<node*> committed;  // ...or count the borrowed slots of these...
+    epoch_pin pin;                 //    (holding this until done)...
+    std::function<void()> task;    // ...or run this
+  };
+  static void perform(job& j);
+  void enqueue(job j);
+  void run();
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  std::vector<job> queue_;
+  bool busy_ = false;  // the thread is freeing a batch it took off the queue
+  bool running_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
 
 class store_context {
  public:
+  /// `store` may be null: a tree in memory shares only the reclaimer.
   explicit store_context(std::shared_ptr<node_store> store) : store_(std::move(store)) {}
 
+  [[nodiscard]] bool has_store() const { return store_ != nullptr; }
   [[nodiscard]] node_store& store() const { return *store_; }
   [[nodiscard]] memory_account& account() const { return account_; }
+  [[nodiscard]] reclaimer& reclaim() const { return reclaimer_; }
 
   /// Reads and decodes the node stored under `key` (one reference, not counted in account()).
   /// Throws iavl::error: corruption when the node is missing or damaged, io_error.
@@ -38,20 +98,57 @@ class store_context {
  private:
   std::shared_ptr<node_store> store_;
   mutable memory_account account_;
+  mutable reclaimer reclaimer_;
 };
 
-[[nodiscard]] inline memory_account* account_of(const store_context* ctx) { return ctx ? &ctx->account() : nullptr; }
+/// The context the tree algorithms take: the store's, or null for a tree without a store.
+[[nodiscard]] inline const store_context* store_of(const store_context* ctx) {
+  return ctx && ctx->has_store() ? ctx : nullptr;
+}
+
+[[nodiscard]] inline memory_account* account_of(const store_context* ctx) {
+  return ctx && ctx->has_store() ? &ctx->account() : nullptr;
+}
+
+/// Counts, in place, the nodes that slots of `n` borrow. For newly committed nodes.
+inline void count_borrowed_slots(node* n) {
+  if (n->is_leaf()) return;
+  for (auto& c : as_inner(n)->child) {
+    const std::uintptr_t b = c.bits();
+    if (is_borrowed(b)) {
+      retain(pointer_of(b));
+      c.set_bits(reinterpret_cast<std::uintptr_t>(pointer_of(b)));
+    }
+  }
+}
+
+/// Gives up a hold on a node: a counted reference (`own` false) or a working tree's own subtree.
+/// Freeing goes to the reclaimer when there is one, unless other references remain.
+inline void drop_later(node* n, bool own, const store_context* ctx) {
+  if (!own) {  // not the last reference: just count down, here
+    for (std::uint32_t r = n->refs.load(std::memory_order_relaxed); r > 1;) {
+      if (n->refs.compare_exchange_weak(r, r - 1, std::memory_order_acq_rel)) return;
+    }
+  }
+  if (ctx) {
+    ctx->reclaim().drop(n, own, account_of(ctx));
+  } else if (own) {
+    discard(n, nullptr);
+  } else {
+    release(n, nullptr);
+  }
+}
 
 /// Loads child `i` of `parent` (whose slot holds the key `bits`) and publishes it in the slot.
 [[nodiscard]] node* load_child(const inner_node* parent, int i, std::uintptr_t bits, const store_context* ctx);
 
 /// Child `i` of `n`, loaded from the store when it is not in memory. `ctx` is null for trees
 /// without a store, whose children are always in memory. With a store, the caller holds a
-/// read_guard (detail/epoch.hpp), and the child is marked as read for the cache.
+/// read_guard or an epoch_pin (detail/epoch.hpp), and the child is marked as read for the cache.
 [[nodiscard]] inline node* child(const inner_node* n, int i, const store_context* ctx) {
   const std::uintptr_t b = n->child[i].bits();
   if (!is_key(b)) [[likely]] {
-    node* c = reinterpret_cast<node*>(b);
+    node* c = pointer_of(b);
     if (ctx) c->touch();
     return c;
   }
@@ -61,7 +158,7 @@ class store_context {
 /// The node key a parent records for child `i`.
 [[nodiscard]] inline node_key child_key(const inner_node* n, int i) {
   const std::uintptr_t b = n->child[i].bits();
-  return is_key(b) ? unpack_key(b) : reinterpret_cast<const node*>(b)->key_in_store();
+  return is_key(b) ? unpack_key(b) : pointer_of(b)->key_in_store();
 }
 
 }  // namespace iavl::detail

@@ -23,60 +23,124 @@ inline void check_sizes(std::string_view key, std::string_view value) {
 }  // namespace detail
 
 inline std::optional<std::string> tree_view::get(std::string_view key) const {
-  const detail::store_guard guard(root_.ctx());
-  const detail::leaf_node* l = detail::find(root_.get(), key, root_.ctx());
+  const detail::store_guard guard(ctx());
+  const detail::leaf_node* l = detail::find(root_, key, ctx());
   if (!l) return std::nullopt;
   return std::string(l->value());
 }
 
 inline bool tree_view::has(std::string_view key) const {
-  return detail::find(root_.get(), key, root_.ctx()) != nullptr;
+  const detail::store_guard guard(ctx());
+  return detail::find(root_, key, ctx()) != nullptr;
 }
 
 inline std::optional<entry> tree_view::at(std::int64_t index) const {
   if (index < 0 || index >= size()) return std::nullopt;
-  const detail::store_guard guard(root_.ctx());
-  const detail::leaf_node* l = detail::leaf_at(root_.get(), index, root_.ctx());
+  const detail::store_guard guard(ctx());
+  const detail::leaf_node* l = detail::leaf_at(root_, index, ctx());
   return entry{std::string(l->key()), std::string(l->value())};
 }
 
 inline std::optional<std::int64_t> tree_view::index_of(std::string_view key) const {
-  const detail::store_guard guard(root_.ctx());
+  const detail::store_guard guard(ctx());
   bool found = false;
-  const std::int64_t rank = detail::rank_of(root_.get(), key, found, root_.ctx());
+  const std::int64_t rank = detail::rank_of(root_, key, found, ctx());
   if (!found) return std::nullopt;
   return rank;
 }
 
+// ---- working trees ------------------------------------------------------------------------
+
+inline tree::tree(const snapshot& base)
+    : tree_view(base.keep_, base.root_, base.version_ + 1),
+      root_bits_(base.root_ ? detail::bits_of(base.root_, true) : 0),
+      base_hash_(base.root_hash_),
+      pin_(base.ctx()) {
+  root_hash_ = base.root_hash_;
+}
+
+inline tree::tree(tree&& o) noexcept
+    : tree_view(std::move(o.keep_), std::exchange(o.root_, nullptr), o.version_),
+      root_bits_(std::exchange(o.root_bits_, 0)),
+      base_hash_(o.base_hash_),
+      pin_(std::move(o.pin_)) {
+  root_hash_ = o.root_hash_;
+  root_hash_known_ = o.root_hash_known_;
+}
+
+inline tree& tree::operator=(tree&& o) noexcept {
+  if (this != &o) {
+    set_root(0);
+    keep_ = std::move(o.keep_);
+    root_ = std::exchange(o.root_, nullptr);
+    version_ = o.version_;
+    root_bits_ = std::exchange(o.root_bits_, 0);
+    root_hash_ = o.root_hash_;
+    root_hash_known_ = o.root_hash_known_;
+    base_hash_ = o.base_hash_;
+    pin_ = std::move(o.pin_);
+  }
+  return *this;
+}
+
+inline tree::~tree() { set_root(0); }
+
+inline detail::slot_value tree::root_slot() const {
+  return {root_bits_, root_hash_, root_hash_known_, static_cast<std::uint32_t>(detail::size_of(root_)), root_->height};
+}
+
+/// Takes `bits` as the new root, giving up the old one's hold (which must not be `bits`).
+inline void tree::set_root(std::uintptr_t bits) {
+  if (root_bits_) {
+    const detail::hold h = detail::hold_of(root_bits_);
+    if (h != detail::hold::borrowed) detail::drop_later(root_, h == detail::hold::own, keep_.family());
+  }
+  root_bits_ = bits;
+  root_ = bits ? detail::pointer_of(bits) : nullptr;
+}
+
 inline set_result tree::set(std::string_view key, std::string_view value) {
   detail::check_sizes(key, value);
-  const detail::store_guard guard(root_.ctx());
-  if (!root_.get()) {
-    root_.reset(detail::make_leaf(key, value, version_));
-    return set_result::inserted;
-  }
+  const detail::store_guard guard(ctx());
+  detail::node* fresh = nullptr;
   bool updated = false;
-  root_.reset(detail::insert(root_.take(), true, key, value, version_, updated, root_.ctx()));
+  if (!root_) {
+    fresh = detail::make_leaf(key, value, version_);
+  } else {
+    const detail::slot_value current = root_slot();
+    root_bits_ = 0;  // insert takes over the old root's hold (a tree whose store failed is lost)
+    root_ = nullptr;
+    fresh = detail::insert(current, key, value, version_, updated, ctx());
+  }
+  set_root(reinterpret_cast<std::uintptr_t>(fresh));
+  root_hash_known_ = false;
   return updated ? set_result::updated : set_result::inserted;
 }
 
 inline bool tree::remove(std::string_view key) {
-  const detail::store_guard guard(root_.ctx());
+  const detail::store_guard guard(ctx());
   if (!has(key)) return false;  // cosmos/iavl leaves the tree untouched then
   std::optional<std::string> new_key;
-  root_.reset(detail::erase(root_.take(), true, key, version_, new_key, root_.ctx()));
+  const detail::slot_value current = root_slot();
+  root_bits_ = 0;  // erase takes over the old root's hold (a tree whose store failed is lost)
+  root_ = nullptr;
+  detail::slot_value rest = detail::erase(current, key, version_, new_key, ctx());
+  if (rest.bits && detail::is_key(rest.bits)) {  // the new root is a child not in memory yet
+    rest.bits = reinterpret_cast<std::uintptr_t>(ctx()->load(detail::unpack_key(rest.bits)));
+  }
+  set_root(rest.bits);
+  root_hash_ = rest.bits ? rest.hash : empty_tree_hash();
+  root_hash_known_ = !rest.bits || rest.hash_valid;
   return true;
 }
 
 inline hash256 tree::working_hash() {
-  const detail::store_guard guard(root_.ctx());
-  return root_.get() ? detail::ensure_hash(root_.get(), root_.ctx()) : empty_tree_hash();
-}
-
-inline snapshot tree::freeze() && {
-  const detail::store_guard guard(root_.ctx());
-  if (root_.get()) detail::ensure_hash(root_.get(), root_.ctx());
-  return snapshot(std::move(root_), version_);
+  if (!root_hash_known_) {
+    const detail::store_guard guard(ctx());
+    root_hash_ = detail::hash_of(root_, ctx());
+    root_hash_known_ = true;
+  }
+  return root_hash_;
 }
 
 // ---- iteration ----------------------------------------------------------------------------
@@ -84,15 +148,15 @@ inline snapshot tree::freeze() && {
 // Ascending: `pending_` holds the inner nodes where the walk went left and whose right subtree
 // is still to come; descending mirrors it. The walk stops at the first key outside the bound.
 
-inline iterator::iterator(detail::root_ref root, std::optional<std::string_view> start,
+inline iterator::iterator(const detail::node* root, detail::root_ref keep, std::optional<std::string_view> start,
                           std::optional<std::string_view> end, order o)
-    : root_(std::move(root)), guard_(root_.ctx()), order_(o) {
+    : keep_(std::move(keep)), guard_(keep_.ctx()), order_(o) {
   const auto& bound = o == order::ascending ? end : start;
   if (bound) bound_.emplace(*bound);
-  const detail::node* n = root_.get();
+  const detail::node* n = root;
   if (!n) return;
   const bool asc = o == order::ascending;
-  const detail::store_context* ctx = root_.ctx();
+  const detail::store_context* ctx = keep_.ctx();
   // Descend towards the first key in range, remembering where the far side is still to visit.
   while (!n->is_leaf()) {
     const auto* in = detail::as_inner(n);
@@ -126,7 +190,7 @@ inline void iterator::descend(const detail::node* n) {
   while (!n->is_leaf()) {
     const auto* in = detail::as_inner(n);
     pending_.push_back(in);
-    n = detail::child(in, toward, root_.ctx());
+    n = detail::child(in, toward, keep_.ctx());
   }
   leaf_ = detail::as_leaf(n);
 }
@@ -147,7 +211,7 @@ inline iterator& iterator::operator++() {
   }
   const detail::inner_node* in = pending_.back();
   pending_.pop_back();
-  descend(detail::child(in, order_ == order::ascending ? 1 : 0, root_.ctx()));
+  descend(detail::child(in, order_ == order::ascending ? 1 : 0, keep_.ctx()));
   settle();
   return *this;
 }

@@ -4,12 +4,13 @@
 // (recursiveSet, recursiveRemove, balance, rotateLeft/Right) and give every node they rewrite
 // the working version, so that tree shapes, node versions and therefore root hashes match.
 //
-// Reference conventions for the mutating functions: a subtree argument is either *held* (the
-// caller hands over a counted reference) or *borrowed* (someone else keeps it alive and the
-// callee must not release it). They return a counted reference to the new subtree.
+// A working tree refers to a node through *slot bits* (see node.hpp), which say how it holds
+// the node: its own (uncommitted: edit in place, free when replaced), counted (a committed
+// node whose count it holds: copy to edit, release when replaced) or borrowed (a committed node
+// of its base version: copy to edit, leave alone when replaced).
 //
 // `ctx` is the tree's store (null for a tree without one): children not in memory are loaded
-// through it, and freed persisted nodes are debited from its memory account.
+// through it, and freed committed nodes are debited from its memory account.
 #pragma once
 
 #include <algorithm>
@@ -45,14 +46,9 @@ namespace iavl::detail {
 [[nodiscard]] inline const leaf_node* leaf_at(const node* n, std::int64_t index, const store_context* ctx) {
   while (!n->is_leaf()) {
     const auto* in = as_inner(n);
-    const node* left = child(in, 0, ctx);
-    const std::int64_t left_size = size_of(left);
-    if (index < left_size) {
-      n = left;
-    } else {
-      index -= left_size;
-      n = child(in, 1, ctx);
-    }
+    const int side = index < in->child_size[0] ? 0 : 1;
+    if (side == 1) index -= in->child_size[0];
+    n = child(in, side, ctx);
   }
   return as_leaf(n);
 }
@@ -64,12 +60,9 @@ namespace iavl::detail {
   std::int64_t rank = 0;
   while (!n->is_leaf()) {
     const auto* in = as_inner(n);
-    if (key < in->key()) {
-      n = child(in, 0, ctx);
-    } else {
-      rank += size_of(child(in, 0, ctx));
-      n = child(in, 1, ctx);
-    }
+    const int side = key < in->key() ? 0 : 1;
+    if (side == 1) rank += in->child_size[0];
+    n = child(in, side, ctx);
   }
   const int c = key.compare(as_leaf(n)->key());
   found = c == 0;
@@ -78,69 +71,124 @@ namespace iavl::detail {
 
 // ---- hashing ------------------------------------------------------------------------------
 
-/// The node's hash, computing it (and its unhashed descendants') on first use. Only nodes
-/// owned by one working tree lack a hash, so this never writes to a shared node.
-inline const hash256& ensure_hash(node* n, const store_context* ctx) {
-  if (n->has_hash()) return n->hash();
+/// A node's hash. The hashes a working tree has not computed yet are those of its own nodes,
+/// which are in memory; this computes and records them, so it never writes to a shared node.
+inline hash256 hash_of(node* n, const store_context* ctx) {
   if (n->is_leaf()) {
     const auto* l = as_leaf(n);
-    n->hash() = leaf_hash(n->version(), l->key(), l->value());
-  } else {
-    auto* in = as_inner(n);
-    const hash256& left = ensure_hash(child(in, 0, ctx), ctx);
-    const hash256& right = ensure_hash(child(in, 1, ctx), ctx);
-    n->hash() = inner_hash(n->height, in->size(), n->version(), left, right);
+    return leaf_hash(n->version(), l->key(), l->value());
   }
-  n->set_hash_valid(true);
-  return n->hash();
+  auto* in = as_inner(n);
+  for (int i = 0; i < 2; ++i) {
+    if (!in->child_hash_valid(i)) {
+      in->child_hash[i] = hash_of(pointer_of(in->child[i].bits()), ctx);
+      in->hash_valid = static_cast<std::uint8_t>(in->hash_valid | (1 << i));
+    }
+  }
+  return inner_hash(in->height, in->size(), n->version(), in->child_hash[0], in->child_hash[1]);
 }
 
 // ---- copy-on-write ------------------------------------------------------------------------
 
-inline void update_height_size(inner_node* n, const store_context* ctx) {
-  const node* l = child(n, 0, ctx);
-  const node* r = child(n, 1, ctx);
-  n->height = static_cast<std::uint8_t>(std::max(height_of(l), height_of(r)) + 1);
-  n->size() = size_of(l) + size_of(r);
+enum class hold { own, counted, borrowed };
+
+[[nodiscard]] inline hold hold_of(std::uintptr_t bits) {
+  if (is_borrowed(bits)) return hold::borrowed;
+  return pointer_of(bits)->is_committed() ? hold::counted : hold::own;
 }
 
-/// A copy of inner node `n` stamped with `version`. The copy takes references to both loaded
-/// children, except child `borrow` (0 or 1; -1 for none), which it only borrows from `n` until
-/// the caller replaces it.
-[[nodiscard]] inline inner_node* clone_inner(const inner_node* n, std::int64_t version, int borrow = -1) {
-  const std::uintptr_t bits[2] = {n->child[0].bits(), n->child[1].bits()};
-  inner_node* c = make_inner(n->key(), n->height, n->size(), version, bits[0], bits[1]);
-  for (int i = 0; i < 2; ++i) {
-    if (i != borrow && !is_key(bits[i])) retain(reinterpret_cast<node*>(bits[i]));
+/// Gives up the working tree's hold on a node (and, for its own nodes, on what they hold).
+inline void drop(std::uintptr_t bits, const store_context* ctx) {
+  switch (hold_of(bits)) {
+    case hold::own: discard(pointer_of(bits), account_of(ctx)); break;
+    case hold::counted: release(pointer_of(bits), account_of(ctx)); break;
+    case hold::borrowed: break;
   }
+}
+
+/// What a parent records of one child.
+struct slot_value {
+  std::uintptr_t bits = 0;  // 0: no child
+  hash256 hash;
+  bool hash_valid = false;
+  std::uint32_t size = 0;
+  std::uint8_t height = 0;
+};
+
+[[nodiscard]] inline slot_value slot_of(const inner_node* n, int i) {
+  return {n->child[i].bits(), n->child_hash[i], n->child_hash_valid(i), n->child_size[i], n->child_height[i]};
+}
+
+/// One of the working tree's own nodes, hash not computed yet.
+[[nodiscard]] inline slot_value own_slot(node* n) {
+  return {reinterpret_cast<std::uintptr_t>(n), {}, false, static_cast<std::uint32_t>(size_of(n)), n->height};
+}
+
+inline void set_slot(inner_node* n, int i, const slot_value& v) {
+  n->child[i].set_bits(v.bits);
+  n->child_hash[i] = v.hash;
+  n->child_size[i] = v.size;
+  n->child_height[i] = v.height;
+  const auto bit = static_cast<std::uint8_t>(1 << i);
+  n->hash_valid = static_cast<std::uint8_t>(v.hash_valid ? (n->hash_valid | bit) : (n->hash_valid & ~bit));
+}
+
+inline void update_height(inner_node* n) {
+  n->height = static_cast<std::uint8_t>(std::max(n->child_height[0], n->child_height[1]) + 1);
+}
+
+/// A copy of committed inner node `n` stamped with `version`. With `counted`, the copy counts
+/// its loaded children (the caller is about to release `n`); otherwise it borrows them.
+[[nodiscard]] inline inner_node* clone_inner(const inner_node* n, std::int64_t version, bool counted) {
+  inner_node* c = make_inner(n->key(), version);
+  c->height = n->height;
+  for (int i = 0; i < 2; ++i) {
+    const std::uintptr_t b = n->child[i].bits();
+    if (is_key(b)) {
+      c->child[i].set_bits(b);
+    } else {
+      if (counted) retain(pointer_of(b));
+      c->child[i].set_bits(bits_of(pointer_of(b), !counted));
+    }
+    c->child_size[i] = n->child_size[i];
+    c->child_height[i] = n->child_height[i];
+    c->child_hash[i] = n->child_hash[i];
+  }
+  c->hash_valid = n->hash_valid;
   return c;
 }
 
-/// Makes `n` editable by the working tree of `version`: returns `n` itself when the caller holds
-/// its only reference, else a copy (see clone_inner for `borrow`). Either way the result carries
-/// the working version and no hash, as cosmos/iavl's node.clone(version) does.
-[[nodiscard]] inline inner_node* edit(inner_node* n, bool held, std::int64_t version, int borrow, bool& in_place,
-                                      const store_context* ctx) {
-  in_place = held && n->refs.load(std::memory_order_acquire) == 1;
-  if (!in_place) return clone_inner(n, version, borrow);
-  if (n->persisted()) {  // it becomes a new node, no longer one of the store's
-    if (ctx) ctx->account().bytes.fetch_sub(static_cast<std::int64_t>(footprint(n)), std::memory_order_relaxed);
-    n->inner_nonce() = 0;
+/// The inner node that `bits` refers to, made editable by the working tree of `version`: its own
+/// node itself, else a copy (cosmos/iavl's node.clone(version)).
+[[nodiscard]] inline inner_node* edit(std::uintptr_t bits, std::int64_t version, const store_context* ctx) {
+  auto* n = as_inner(pointer_of(bits));
+  switch (hold_of(bits)) {
+    case hold::own: return n;
+    case hold::borrowed: return clone_inner(n, version, false);
+    case hold::counted: break;
   }
-  n->version() = version;
-  n->set_hash_valid(false);
-  return n;
+  inner_node* c = clone_inner(n, version, true);
+  release(n, account_of(ctx));
+  return c;
 }
 
-/// Makes child `i` of the editable node `parent` editable (copying it if shared) and returns it.
+/// edit(), for a path that goes on to child `dir`: that child is in memory in the result. (It is
+/// loaded into the node first, for every tree that shares it; the cache may unload it again
+/// before the copy is made, and then the copy loads it for itself.)
+[[nodiscard]] inline inner_node* edit_toward(std::uintptr_t bits, int dir, std::int64_t version,
+                                             const store_context* ctx) {
+  (void)child(as_inner(pointer_of(bits)), dir, ctx);
+  inner_node* e = edit(bits, version, ctx);
+  (void)child(e, dir, ctx);
+  return e;
+}
+
+/// Makes child `i` of the editable node `parent` editable and returns it.
 inline inner_node* edit_child(inner_node* parent, int i, std::int64_t version, const store_context* ctx) {
-  auto* c = as_inner(child(parent, i, ctx));
-  bool in_place = false;
-  inner_node* e = edit(c, true, version, -1, in_place, ctx);
-  if (!in_place) {
-    parent->child[i].set(e);
-    release(c, account_of(ctx));
-  }
+  (void)child(parent, i, ctx);  // loaded, if it was not
+  inner_node* e = edit(parent->child[i].bits(), version, ctx);
+  parent->child[i].set_bits(reinterpret_cast<std::uintptr_t>(e));
+  parent->invalidate_child_hash(i);
   return e;
 }
 
@@ -148,102 +196,110 @@ inline inner_node* rotate(inner_node* n, int dir, std::int64_t version, const st
   // dir 1 = rotate right (the left child rises), dir 0 = rotate left.
   const int up = dir == 1 ? 0 : 1;
   inner_node* pivot = edit_child(n, up, version, ctx);
-  n->child[up].set_bits(pivot->child[1 - up].bits());
-  pivot->child[1 - up].set(n);
-  update_height_size(n, ctx);
-  update_height_size(pivot, ctx);
+  set_slot(n, up, slot_of(pivot, 1 - up));
+  update_height(n);
+  set_slot(pivot, 1 - up, own_slot(n));
+  update_height(pivot);
   return pivot;
 }
 
-[[nodiscard]] inline int balance_factor(const node* n, const store_context* ctx) {
+[[nodiscard]] inline int balance_factor(const node* n) {
   if (n->is_leaf()) return 0;
   const auto* in = as_inner(n);
-  return height_of(child(in, 0, ctx)) - height_of(child(in, 1, ctx));
+  return in->child_height[0] - in->child_height[1];
 }
 
 /// Restores the AVL balance of the editable node `n` (cosmos/iavl balance()).
-[[nodiscard]] inline node* rebalance(inner_node* n, std::int64_t version, const store_context* ctx) {
-  const int b = balance_factor(n, ctx);
+[[nodiscard]] inline inner_node* rebalance(inner_node* n, std::int64_t version, const store_context* ctx) {
+  const int b = n->child_height[0] - n->child_height[1];
   if (b > 1) {
-    if (balance_factor(child(n, 0, ctx), ctx) < 0)
-      n->child[0].set(rotate(edit_child(n, 0, version, ctx), 0, version, ctx));
+    if (balance_factor(child(n, 0, ctx)) < 0) {
+      set_slot(n, 0, own_slot(rotate(edit_child(n, 0, version, ctx), 0, version, ctx)));
+    }
     return rotate(n, 1, version, ctx);
   }
   if (b < -1) {
-    if (balance_factor(child(n, 1, ctx), ctx) > 0)
-      n->child[1].set(rotate(edit_child(n, 1, version, ctx), 1, version, ctx));
+    if (balance_factor(child(n, 1, ctx)) > 0) {
+      set_slot(n, 1, own_slot(rotate(edit_child(n, 1, version, ctx), 1, version, ctx)));
+    }
     return rotate(n, 0, version, ctx);
   }
   return n;
 }
 
-/// Inserts or updates `key` in the non-empty subtree `n` (held or borrowed, see above).
-/// Sets `updated` when the key existed.
-[[nodiscard]] inline node* insert(node* n, bool held, std::string_view key, std::string_view value,
+/// Inserts or updates `key` in the non-empty subtree `bits` refers to, whose hash (as its parent
+/// records it) is `v.hash` when `v.hash_valid`. Returns the new subtree, the tree's own. Sets
+/// `updated` when the key existed.
+[[nodiscard]] inline node* insert(const slot_value& v, std::string_view key, std::string_view value,
                                   std::int64_t version, bool& updated, const store_context* ctx) {
+  node* n = pointer_of(v.bits);
   if (n->is_leaf()) {
     const auto* l = as_leaf(n);
     const int c = key.compare(l->key());
     if (c == 0) {
       updated = true;
-      if (held) release(n, account_of(ctx));
+      drop(v.bits, ctx);
       return make_leaf(key, value, version);
     }
-    if (!held) retain(n);
-    node* fresh = make_leaf(key, value, version);
-    if (c < 0) return make_inner(l->key(), 1, 2, version, fresh, n);
-    return make_inner(key, 1, 2, version, n, fresh);
+    inner_node* in = make_inner(c < 0 ? l->key() : key, version);
+    in->height = 1;
+    const int old_side = c < 0 ? 1 : 0;
+    set_slot(in, old_side, v);  // the old leaf, held as it was
+    set_slot(in, 1 - old_side, own_slot(make_leaf(key, value, version)));
+    return in;
   }
-  auto* in = as_inner(n);
+  const auto* in = as_inner(n);
   const int dir = key < in->key() ? 0 : 1;
-  node* next = child(in, dir, ctx);
-  bool in_place = false;
-  inner_node* e = edit(in, held, version, dir, in_place, ctx);
-  e->child[dir].set(insert(next, in_place, key, value, version, updated, ctx));
-  if (held && !in_place) release(in, account_of(ctx));  // only now: e borrowed in's child until it was replaced
-  if (updated) return e;                                // an update changes no height or size
-  update_height_size(e, ctx);
+  inner_node* e = edit_toward(v.bits, dir, version, ctx);
+  node* sub = insert(slot_of(e, dir), key, value, version, updated, ctx);
+  if (updated) {  // an update changes no height or size
+    e->child[dir].set_bits(reinterpret_cast<std::uintptr_t>(sub));
+    e->invalidate_child_hash(dir);
+    return e;
+  }
+  set_slot(e, dir, own_slot(sub));
+  update_height(e);
   return rebalance(e, version, ctx);
 }
 
-/// Replaces the key of the editable node `n` (a new allocation when the key changes).
+/// Replaces the key of the editable node `n` (a new allocation: the key is stored inline).
 [[nodiscard]] inline inner_node* rekey(inner_node* n, std::string_view key) {
-  inner_node* r = make_inner(key, n->height, n->size(), n->version(), n->child[0].bits(), n->child[1].bits());
+  inner_node* r = make_inner(key, n->version());
+  r->height = n->height;
+  for (int i = 0; i < 2; ++i) set_slot(r, i, slot_of(n, i));
   free_node(n);
   return r;
 }
 
-/// Removes `key`, which must be present, from subtree `n` (held or borrowed). Returns the new
-/// subtree, or null when `n` was the removed leaf. `new_key` receives the new smallest key of
-/// the subtree when a removal from the left changed it (cosmos/iavl's newKey).
-[[nodiscard]] inline node* erase(node* n, bool held, std::string_view key, std::int64_t version,
-                                 std::optional<std::string>& new_key, const store_context* ctx) {
+/// Removes `key`, which must be present, from the subtree `v` refers to. Returns what takes the
+/// subtree's place (bits 0: nothing, the subtree was the removed leaf). `new_key` receives the
+/// new smallest key of the subtree when a removal from the left changed it (cosmos/iavl's
+/// newKey).
+[[nodiscard]] inline slot_value erase(const slot_value& v, std::string_view key, std::int64_t version,
+                                      std::optional<std::string>& new_key, const store_context* ctx) {
+  node* n = pointer_of(v.bits);
   if (n->is_leaf()) {
-    if (held) release(n, account_of(ctx));
-    return nullptr;
+    drop(v.bits, ctx);
+    return {};
   }
-  auto* in = as_inner(n);
+  const auto* in = as_inner(n);
   const int dir = key < in->key() ? 0 : 1;
-  node* next = child(in, dir, ctx);
-  bool in_place = false;
-  inner_node* e = edit(in, held, version, dir, in_place, ctx);
-  node* sub = erase(next, in_place, key, version, new_key, ctx);
-  if (!sub) {
+  inner_node* e = edit_toward(v.bits, dir, version, ctx);
+  const slot_value sub = erase(slot_of(e, dir), key, version, new_key, ctx);
+  if (!sub.bits) {
     // The removed leaf was a child of this node: its sibling takes the node's place unchanged.
-    node* sibling = child(e, 1 - dir, ctx);
+    const slot_value sibling = slot_of(e, 1 - dir);
     if (dir == 0) new_key.emplace(e->key());
-    free_node(e);  // e's reference to the sibling moves to the caller
-    if (held && !in_place) release(in, account_of(ctx));
+    free_node(e);  // its hold on the sibling moves to the caller
     return sibling;
   }
-  e->child[dir].set(sub);
-  if (held && !in_place) release(in, account_of(ctx));
+  set_slot(e, dir, sub);
   if (dir == 1 && new_key) {
     e = rekey(e, *new_key);
     new_key.reset();
   }
-  update_height_size(e, ctx);
-  return rebalance(e, version, ctx);
+  update_height(e);
+  return own_slot(rebalance(e, version, ctx));
 }
 
 }  // namespace iavl::detail

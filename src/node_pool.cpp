@@ -1,0 +1,126 @@
+// The node pool (see detail/node_pool.hpp).
+#include "iavl/detail/node_pool.hpp"
+
+#include <array>
+#include <cstdint>
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace iavl::detail::node_pool {
+
+#if defined(__SANITIZE_ADDRESS__)
+
+void* allocate(std::size_t size) { return ::operator new(size); }
+void deallocate(void* p, std::size_t) noexcept { ::operator delete(p); }
+
+#else
+
+namespace {
+
+constexpr std::size_t granule = 16;
+constexpr std::size_t max_pooled = 1024;  // larger objects (long values) come from operator new
+constexpr std::size_t classes = max_pooled / granule;
+constexpr std::size_t slab_bytes = std::size_t{64} << 10;
+constexpr std::size_t batch = 256;  // objects moved between a thread and the depot at once
+
+// Free objects of one class, as an array of pointers: taking one reads the array, not the
+// (cold) object, so allocating does not wait for memory that was freed long ago.
+struct free_list {
+  std::vector<void*> objects;
+
+  [[nodiscard]] bool empty() const { return objects.empty(); }
+  [[nodiscard]] std::size_t count() const { return objects.size(); }
+  void push(void* p) { objects.push_back(p); }
+  void* pop() {
+    void* p = objects.back();
+    objects.pop_back();
+    // The next allocation's memory is likely cold: start fetching it for writing now.
+    if (!objects.empty()) __builtin_prefetch(objects.back(), 1);
+    return p;
+  }
+  // Moves the last `n` objects (n <= count) to a list of their own.
+  free_list split(std::size_t n) {
+    free_list out;
+    out.objects.assign(objects.end() - static_cast<std::ptrdiff_t>(n), objects.end());
+    objects.resize(objects.size() - n);
+    return out;
+  }
+};
+
+// Shared by all threads: full batches of free objects, and slabs not carved up yet.
+struct depot {
+  std::mutex mutex;
+  std::array<std::vector<free_list>, classes> batches;
+};
+
+depot& shared() {
+  static auto* d = new depot();  // never destroyed: threads may free nodes during exit
+  return *d;
+}
+
+struct thread_cache {
+  std::array<free_list, classes> lists;
+
+  ~thread_cache() {  // a thread's free objects outlive it, in the depot
+    depot& d = shared();
+    std::lock_guard lock(d.mutex);
+    for (std::size_t c = 0; c < classes; ++c) {
+      if (!lists[c].empty()) d.batches[c].push_back(std::move(lists[c]));
+    }
+  }
+
+  void refill(std::size_t c) {
+    const std::size_t object = (c + 1) * granule;
+    depot& d = shared();
+    {
+      std::lock_guard lock(d.mutex);
+      if (!d.batches[c].empty()) {
+        lists[c] = std::move(d.batches[c].back());
+        d.batches[c].pop_back();
+        return;
+      }
+    }
+    char* slab = static_cast<char*>(::operator new(slab_bytes));
+    for (std::size_t off = 0; off + object <= slab_bytes; off += object) lists[c].push(slab + off);
+  }
+
+  void spill(std::size_t c) {
+    free_list surplus = lists[c].split(batch);
+    depot& d = shared();
+    std::lock_guard lock(d.mutex);
+    d.batches[c].push_back(std::move(surplus));
+  }
+};
+
+thread_cache& cache() {
+  thread_local thread_cache t;
+  return t;
+}
+
+std::size_t class_of(std::size_t size) { return (size + granule - 1) / granule - 1; }
+
+}  // namespace
+
+void* allocate(std::size_t size) {
+  if (size > max_pooled) return ::operator new(size);
+  const std::size_t c = class_of(size);
+  thread_cache& t = cache();
+  if (t.lists[c].empty()) t.refill(c);
+  return t.lists[c].pop();
+}
+
+void deallocate(void* p, std::size_t size) noexcept {
+  if (size > max_pooled) {
+    ::operator delete(p);
+    return;
+  }
+  const std::size_t c = class_of(size);
+  thread_cache& t = cache();
+  t.lists[c].push(p);
+  if (t.lists[c].count() >= 2 * batch) t.spill(c);
+}
+
+#endif
+
+}  // namespace iavl::detail::node_pool

@@ -1,0 +1,82 @@
+// The reclaimer thread (see detail/store_context.hpp).
+#include "iavl/detail/store_context.hpp"
+
+namespace iavl::detail {
+
+void reclaimer::start() {
+  std::lock_guard lock(mutex_);
+  if (running_) return;
+  running_ = true;
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void reclaimer::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!running_) return;
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+  std::lock_guard lock(mutex_);
+  running_ = false;
+  idle_.notify_all();
+}
+
+void reclaimer::perform(job& j) {
+  if (j.n && j.own) {
+    discard(j.n, j.account);
+  } else if (j.n) {
+    release(j.n, j.account);
+  } else if (j.task) {
+    j.task();
+  } else {
+    for (node* n : j.committed) count_borrowed_slots(n);
+    j.pin = {};
+  }
+}
+
+void reclaimer::enqueue(job j) {
+  {
+    std::lock_guard lock(mutex_);
+    if (running_ && !stopping_) {
+      queue_.push_back(std::move(j));
+      if (queue_.size() == 1) wake_.notify_one();
+      return;
+    }
+  }
+  perform(j);
+}
+
+void reclaimer::drop(node* n, bool own, memory_account* account) { enqueue({n, own, account, {}, {}, {}}); }
+
+void reclaimer::count_borrowed(std::vector<node*> committed_nodes, epoch_pin pin) {
+  enqueue({nullptr, false, nullptr, std::move(committed_nodes), std::move(pin), {}});
+}
+
+void reclaimer::post(std::function<void()> task) { enqueue({nullptr, false, nullptr, {}, {}, std::move(task)}); }
+
+void reclaimer::flush() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [&] { return !running_ || (queue_.empty() && !busy_); });
+}
+
+void reclaimer::run() {
+  std::vector<job> work;
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and everything queued is done
+    work.swap(queue_);
+    busy_ = true;
+    lock.unlock();
+    for (job& j : work) perform(j);
+    work.clear();
+    lock.lock();
+    busy_ = false;
+    if (queue_.empty()) idle_.notify_all();
+  }
+}
+
+}  // namespace iavl::detail
