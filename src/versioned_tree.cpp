@@ -66,18 +66,6 @@ bool stored_children(const node_store& store, node_key key, node_key out[2]) {
   return true;
 }
 
-// The nodes a working tree created below (and including) `n`, children before parents.
-void collect_new_nodes(detail::node* n, std::vector<detail::node*>& fresh) {
-  if (!n->is_leaf()) {
-    for (const auto& c : detail::as_inner(n)->child) {
-      const std::uintptr_t b = c.bits();
-      if (!detail::is_key(b) && detail::hold_of(b) == detail::hold::own)
-        collect_new_nodes(detail::pointer_of(b), fresh);
-    }
-  }
-  fresh.push_back(n);
-}
-
 }  // namespace
 
 versioned_tree::versioned_tree(options opts)
@@ -188,10 +176,9 @@ snapshot versioned_tree::commit(tree&& working) {
   if (version > detail::max_version) {
     throw error(errc::invalid_argument, "versions above " + std::to_string(detail::max_version) + " are not supported");
   }
-  const hash256 hash = working.working_hash();
+  std::vector<detail::node*> fresh = working.own_nodes();  // what is new in this version, children first
+  const hash256 hash = working.root_hash_;
   detail::node* root = working.root_;
-  std::vector<detail::node*> fresh;  // the working tree's own nodes, children first
-  if (root && detail::hold_of(working.root_bits_) == detail::hold::own) collect_new_nodes(root, fresh);
 
   root_record record{root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash};
   if (opts_.store) {

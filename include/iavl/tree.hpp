@@ -236,6 +236,10 @@ class tree : public tree_view {
   std::uintptr_t root_bits_ = 0;  // the root as a child slot holds it: own, counted or borrowed
 
  private:
+  /// The root hash and the tree's own nodes, children first (what a commit writes), computed
+  /// together in one walk.
+  [[nodiscard]] const std::vector<detail::node*>& own_nodes();
+
   friend class snapshot;
   friend class versioned_tree;
   explicit tree(const snapshot& base);
@@ -244,6 +248,8 @@ class tree : public tree_view {
 
   hash256 base_hash_ = empty_tree_hash();  // hash of the version it branched from
   detail::epoch_pin pin_;                  // keeps the nodes it borrows alive through evictions
+  std::vector<detail::node*> own_nodes_;   // valid while root_hash_known_ and own_nodes_known_
+  bool own_nodes_known_ = false;
 };
 
 inline tree snapshot::branch() const { return tree(*this); }

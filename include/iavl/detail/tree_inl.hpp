@@ -63,7 +63,9 @@ inline tree::tree(tree&& o) noexcept
     : tree_view(std::move(o.keep_), std::exchange(o.root_, nullptr), o.version_),
       root_bits_(std::exchange(o.root_bits_, 0)),
       base_hash_(o.base_hash_),
-      pin_(std::move(o.pin_)) {
+      pin_(std::move(o.pin_)),
+      own_nodes_(std::move(o.own_nodes_)),
+      own_nodes_known_(std::exchange(o.own_nodes_known_, false)) {
   root_hash_ = o.root_hash_;
   root_hash_known_ = o.root_hash_known_;
 }
@@ -79,6 +81,8 @@ inline tree& tree::operator=(tree&& o) noexcept {
     root_hash_known_ = o.root_hash_known_;
     base_hash_ = o.base_hash_;
     pin_ = std::move(o.pin_);
+    own_nodes_ = std::move(o.own_nodes_);
+    own_nodes_known_ = std::exchange(o.own_nodes_known_, false);
   }
   return *this;
 }
@@ -114,6 +118,7 @@ inline set_result tree::set(std::string_view key, std::string_view value) {
   }
   set_root(reinterpret_cast<std::uintptr_t>(fresh));
   root_hash_known_ = false;
+  own_nodes_known_ = false;
   return updated ? set_result::updated : set_result::inserted;
 }
 
@@ -131,16 +136,28 @@ inline bool tree::remove(std::string_view key) {
   set_root(rest.bits);
   root_hash_ = rest.bits ? rest.hash : empty_tree_hash();
   root_hash_known_ = !rest.bits || rest.hash_valid;
+  own_nodes_known_ = false;
   return true;
 }
 
 inline hash256 tree::working_hash() {
-  if (!root_hash_known_) {
-    const detail::store_guard guard(ctx());
-    root_hash_ = detail::hash_of(root_, ctx());
-    root_hash_known_ = true;
-  }
+  (void)own_nodes();
   return root_hash_;
+}
+
+inline const std::vector<detail::node*>& tree::own_nodes() {
+  if (root_hash_known_ && own_nodes_known_) return own_nodes_;
+  const detail::store_guard guard(ctx());
+  own_nodes_.clear();
+  const bool own_root = root_ && detail::hold_of(root_bits_) == detail::hold::own;
+  if (!root_hash_known_) {
+    root_hash_ = detail::hash_of(root_, ctx(), own_root ? &own_nodes_ : nullptr);
+    root_hash_known_ = true;
+  } else if (own_root) {
+    detail::list_own(root_, own_nodes_);
+  }
+  own_nodes_known_ = true;
+  return own_nodes_;
 }
 
 // ---- iteration ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "iavl/detail/node.hpp"
 #include "iavl/detail/node_hash.hpp"
@@ -73,18 +74,38 @@ namespace iavl::detail {
 
 /// A node's hash. The hashes a working tree has not computed yet are those of its own nodes,
 /// which are in memory; this computes and records them, so it never writes to a shared node.
-inline hash256 hash_of(node* n, const store_context* ctx) {
+/// With `own`, it also lists the working tree's own nodes below (and including) `n`, children
+/// before parents: what a commit writes.
+inline hash256 hash_of(node* n, const store_context* ctx, std::vector<node*>* own = nullptr);
+
+/// Lists the working tree's own nodes below (and including) `n` whose hashes are all known.
+inline void list_own(node* n, std::vector<node*>& own) {
+  if (!n->is_leaf()) {
+    for (const auto& c : as_inner(n)->child) {
+      const std::uintptr_t b = c.bits();
+      if (!is_key(b) && !is_borrowed(b) && !pointer_of(b)->is_committed()) list_own(pointer_of(b), own);
+    }
+  }
+  own.push_back(n);
+}
+
+inline hash256 hash_of(node* n, const store_context* ctx, std::vector<node*>* own) {
   if (n->is_leaf()) {
+    if (own) own->push_back(n);
     const auto* l = as_leaf(n);
     return leaf_hash(n->version(), l->key(), l->value());
   }
   auto* in = as_inner(n);
   for (int i = 0; i < 2; ++i) {
-    if (!in->child_hash_valid(i)) {
-      in->child_hash[i] = hash_of(pointer_of(in->child[i].bits()), ctx);
+    const std::uintptr_t b = in->child[i].bits();
+    if (!in->child_hash_valid(i)) {  // only the tree's own children lack a hash
+      in->child_hash[i] = hash_of(pointer_of(b), ctx, own);
       in->hash_valid = static_cast<std::uint8_t>(in->hash_valid | (1 << i));
+    } else if (own && !is_key(b) && !is_borrowed(b) && !pointer_of(b)->is_committed()) {
+      list_own(pointer_of(b), *own);
     }
   }
+  if (own) own->push_back(n);
   return inner_hash(in->height, in->size(), n->version(), in->child_hash[0], in->child_hash[1]);
 }
 
