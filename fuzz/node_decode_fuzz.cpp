@@ -45,7 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(n->height == m->height && key_of(n) == key_of(m) && size_of(n) == size_of(m), "round trip changed the node");
   if (!n->is_leaf()) {
     for (int i = 0; i < 2; ++i) {
-      check(as_inner(n)->child_hash[i] == as_inner(m)->child_hash[i], "round trip changed a child hash");
+      check(as_inner(n)->facts().child_hash[i] == as_inner(m)->facts().child_hash[i],
+            "round trip changed a child hash");
     }
   }
   release(n, nullptr);

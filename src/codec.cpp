@@ -78,9 +78,9 @@ class reader {
       fail("child size out of range");
     }
     n->child[i].set_bits(pack_key({static_cast<std::int64_t>(version), static_cast<std::uint32_t>(nonce)}));
-    n->child_height[i] = static_cast<std::uint8_t>(height);
-    n->child_size[i] = static_cast<std::uint32_t>(size);
-    n->child_hash[i] = hash();
+    n->facts().child_height[i] = static_cast<std::uint8_t>(height);
+    n->facts().child_size[i] = static_cast<std::uint32_t>(size);
+    n->facts().child_hash[i] = hash();
   }
   void finish() const {
     if (p_ != end_) fail("trailing bytes");
@@ -114,9 +114,9 @@ void encode_node(const node* n, std::string& out) {
     const node_key k = child_key(in, i);
     put_uvarint(out, static_cast<std::uint64_t>(k.version));
     put_uvarint(out, k.nonce);
-    out.push_back(static_cast<char>(in->child_height[i]));
-    put_uvarint(out, in->child_size[i]);
-    out.append(in->child_hash[i].view());
+    out.push_back(static_cast<char>(in->facts().child_height[i]));
+    put_uvarint(out, in->facts().child_size[i]);
+    out.append(in->facts().child_hash[i].view());
   }
 }
 
@@ -145,8 +145,8 @@ node* decode_node(node_key key, std::string_view bytes) {
       free_node(in);
       throw;
     }
-    in->height = static_cast<std::uint8_t>(std::max(in->child_height[0], in->child_height[1]) + 1);
-    in->hash_valid = 3;
+    in->height = static_cast<std::uint8_t>(std::max(in->facts().child_height[0], in->facts().child_height[1]) + 1);
+    in->facts().hash_valid = 3;
   } else {
     r.fail("unknown node kind " + std::to_string(kind));
   }
@@ -170,14 +170,14 @@ node* load_child(const inner_node* parent, int i, std::uintptr_t bits, const sto
     node* loaded = ctx->load(unpack_key(bits));
     // The parent knows the child's height and size: a record that disagrees is damaged. (And as
     // heights fall strictly towards the leaves, even a damaged store cannot make a walk loop.)
-    if (loaded->height != parent->child_height[i] || size_of(loaded) != parent->child_size[i]) {
+    if (loaded->height != parent->facts().child_height[i] || size_of(loaded) != parent->facts().child_size[i]) {
       const node_key k = unpack_key(bits);
       const std::string found =
           "height " + std::to_string(loaded->height) + ", size " + std::to_string(size_of(loaded));
       release(loaded, &ctx->account());
       throw error(errc::corruption, "corrupt " + describe(k) + ": " + found + " where its parent records height " +
-                                        std::to_string(parent->child_height[i]) + ", size " +
-                                        std::to_string(parent->child_size[i]));
+                                        std::to_string(parent->facts().child_height[i]) + ", size " +
+                                        std::to_string(parent->facts().child_size[i]));
     }
     if (parent->child[i].install(bits, loaded)) return loaded;
     release(loaded, &ctx->account());  // another thread loaded it first

@@ -52,7 +52,7 @@ void append_varint(std::string& out, std::int64_t v) {
 void append_child_hash(std::string& out, const inner_node* n, int side) {
   assert(n->child_hash_valid(side));  // every node of a committed snapshot is hashed
   out.push_back(hash_length_byte);
-  out.append(n->child_hash[side].view());
+  out.append(n->facts().child_hash[side].view());
 }
 
 /// The leaf's hash preimage up to the key: height 0, size 1, version (docs/format.md).

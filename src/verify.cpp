@@ -58,16 +58,16 @@ subtree_facts check_child(const detail::inner_node* parent, int i, const detail:
     temporary = detail::root_ref(ctx->read(detail::unpack_key(parent->child[i].bits())), nullptr);
     c = temporary.get();
   }
-  if (c->height != parent->child_height[i]) {
-    fail(parent, "records height " + std::to_string(parent->child_height[i]) + " for a child of height " +
+  if (c->height != parent->facts().child_height[i]) {
+    fail(parent, "records height " + std::to_string(parent->facts().child_height[i]) + " for a child of height " +
                      std::to_string(c->height));
   }
   subtree_facts f = check(c, parent->version(), ctx);
-  if (f.size != parent->child_size[i]) {
-    fail(parent,
-         "records size " + std::to_string(parent->child_size[i]) + " for a child of size " + std::to_string(f.size));
+  if (f.size != parent->facts().child_size[i]) {
+    fail(parent, "records size " + std::to_string(parent->facts().child_size[i]) + " for a child of size " +
+                     std::to_string(f.size));
   }
-  if (parent->child_hash_valid(i) && !(parent->child_hash[i] == f.hash)) {
+  if (parent->child_hash_valid(i) && !(parent->facts().child_hash[i] == f.hash)) {
     fail(parent, "records a hash for a child that differs from the child's recomputed hash");
   }
   return f;

@@ -75,10 +75,20 @@ versioned_tree::versioned_tree(options opts)
   if (!opts_.store) return;
   cache_ = std::make_unique<detail::node_cache>(opts_.cache_bytes);
   open_store();
+  durable_ = latest_.version();
   pruner_ = std::thread([this] { prune_loop(); });
+  if (opts_.background_writes) writer_ = std::thread([this] { write_loop(); });
 }
 
 versioned_tree::~versioned_tree() {
+  if (writer_.joinable()) {
+    {
+      std::lock_guard lock(write_mutex_);
+      writer_stopping_ = true;
+    }
+    write_wake_.notify_one();
+    writer_.join();  // after the pending write, if any
+  }
   stop_pruner();
   // Snapshots may outlive the tree; what they drop later is freed by whoever drops it.
   ctx_->reclaim().stop();
@@ -167,6 +177,7 @@ std::vector<std::int64_t> versioned_tree::versions() const {
 
 snapshot versioned_tree::commit(tree&& working) {
   std::lock_guard serial(commit_mutex_);
+  wait_for_writes();  // at most one version is being written at a time
   const snapshot base = last_commit();
   const std::int64_t version = working.version();
   if (version != base.version() + 1 || !(working.base_hash_ == base.hash()) || working.keep_.shared_ctx() != ctx_) {
@@ -180,35 +191,27 @@ snapshot versioned_tree::commit(tree&& working) {
   const hash256 hash = working.root_hash_;
   detail::node* root = working.root_;
 
-  root_record record{root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash};
   if (opts_.store) {
     if (fresh.size() > detail::max_nonce) {
       throw error(errc::invalid_argument,
                   "a version may write at most " + std::to_string(detail::max_nonce) + " nodes");
     }
-    write_batch batch;
-    std::string buf;
     std::uint32_t nonce = 0;
     for (detail::node* n : fresh) n->nonce = ++nonce;  // children first: a parent's record names them
-    for (detail::node* n : fresh) {
-      detail::encode_node(n, buf);
-      batch.put_nodes.emplace_back(n->key_in_store(), buf);
+    if (!opts_.background_writes) {
+      try {
+        write_version(version, fresh, root, hash);
+      } catch (...) {
+        for (detail::node* n : fresh) n->nonce = 0;  // the tree stays as it was: nothing was written
+        throw;
+      }
     }
-    if (root) record.root = root->key_in_store();
-    batch.put_meta.emplace_back(root_name(version), encode_root(record.root, hash));
-    try {
-      opts_.store->write(batch, opts_.sync);
-    } catch (...) {
-      for (detail::node* n : fresh) n->nonce = 0;  // the tree stays as it was: nothing was written
-      throw;
-    }
-    std::int64_t bytes = 0;
-    for (const detail::node* n : fresh) bytes += static_cast<std::int64_t>(detail::footprint(n));
-    ctx_->account().bytes.fetch_add(bytes, std::memory_order_relaxed);
   }
   // The new nodes are committed; the base nodes they borrowed become counted references on the
   // reclaimer, before the base version is dropped below (its jobs run in order).
   for (detail::node* n : fresh) n->mark_committed();
+  std::vector<detail::node*> to_write;
+  if (opts_.store && opts_.background_writes) to_write = fresh;
   ctx_->reclaim().count_borrowed(std::move(fresh), std::move(working.pin_));
 
   // The new version holds the root: the tree's own root, or its counted or borrowed one.
@@ -220,15 +223,85 @@ snapshot versioned_tree::commit(tree&& working) {
   {
     std::lock_guard lock(mutex_);
     if (opts_.store) {
-      on_store_[version] = record;
+      on_store_[version] = {root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash};
     } else {
       in_memory_.emplace(version, s);
     }
     latest_ = s;
   }
-  apply_retention(version);
-  schedule_trim(s);
+  if (opts_.store && opts_.background_writes) {
+    std::lock_guard lock(write_mutex_);
+    pending_write_ = {s, std::move(to_write)};
+    write_wake_.notify_one();
+  } else {
+    after_durable(s);
+  }
   return s;
+}
+
+void versioned_tree::write_version(std::int64_t version, const std::vector<detail::node*>& fresh,
+                                   const detail::node* root, const hash256& hash) {
+  write_batch batch;
+  batch.put_nodes.reserve(fresh.size());
+  std::string buf;
+  for (const detail::node* n : fresh) {
+    detail::encode_node(n, buf);
+    batch.put_nodes.emplace_back(n->key_in_store(), buf);
+  }
+  batch.put_meta.emplace_back(root_name(version),
+                              encode_root(root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash));
+  opts_.store->write(batch, opts_.sync);
+  std::int64_t bytes = 0;
+  for (const detail::node* n : fresh) bytes += static_cast<std::int64_t>(detail::footprint(n));
+  ctx_->account().bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+// Once a version is durable: older versions may be pruned (the pruner reads the new one from the
+// store) and its nodes may be unloaded (they can be loaded again).
+void versioned_tree::after_durable(const snapshot& s) {
+  {
+    std::lock_guard lock(write_mutex_);
+    durable_ = s.version();
+  }
+  write_idle_.notify_all();
+  apply_retention(s.version());
+  schedule_trim(s);
+}
+
+void versioned_tree::write_loop() {
+  std::unique_lock lock(write_mutex_);
+  for (;;) {
+    write_wake_.wait(lock, [&] { return writer_stopping_ || pending_write_; });
+    if (!pending_write_) return;  // stopping, nothing left to write
+    const snapshot s = pending_write_->version;
+    const std::vector<detail::node*> fresh = std::move(pending_write_->fresh);
+    lock.unlock();
+    std::exception_ptr failure;
+    try {
+      write_version(s.version(), fresh, s.root_, s.hash());
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (!failure) after_durable(s);
+    lock.lock();
+    if (failure) write_error_ = failure;
+    pending_write_.reset();
+    write_idle_.notify_all();
+  }
+}
+
+void versioned_tree::wait_for_writes() {
+  std::unique_lock lock(write_mutex_);
+  write_idle_.wait(lock, [&] { return !pending_write_; });
+  if (write_error_) {
+    std::rethrow_exception(write_error_);  // sticky: the versions after it cannot be written either
+  }
+}
+
+std::int64_t versioned_tree::durable_version() const {
+  if (!opts_.store) return latest_version();
+  std::lock_guard lock(write_mutex_);
+  return durable_;
 }
 
 // The cache is trimmed on the reclaimer's thread, after the new nodes' slots are counted (an
@@ -276,6 +349,7 @@ void versioned_tree::schedule_deletion(std::int64_t version) {
 void versioned_tree::delete_version(std::int64_t version) {
   {
     std::lock_guard serial(commit_mutex_);
+    wait_for_writes();
     std::lock_guard lock(mutex_);
     if (version == latest_.version()) {
       throw error(errc::invalid_argument, "cannot delete the latest version " + std::to_string(version));
@@ -294,6 +368,7 @@ void versioned_tree::delete_version(std::int64_t version) {
 void versioned_tree::delete_versions_before(std::int64_t version) {
   {
     std::lock_guard serial(commit_mutex_);
+    wait_for_writes();
     std::lock_guard lock(mutex_);
     const std::int64_t bound = std::min(version, latest_.version());
     if (!opts_.store) {
@@ -310,6 +385,7 @@ void versioned_tree::delete_versions_before(std::int64_t version) {
 
 void versioned_tree::rollback_to(std::int64_t version) {
   std::lock_guard serial(commit_mutex_);
+  wait_for_writes();
   if (!opts_.store) {
     std::lock_guard lock(mutex_);
     const auto it = in_memory_.find(version);

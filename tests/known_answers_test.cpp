@@ -31,8 +31,8 @@ void collect(const iavl::detail::node* n, const iavl::hash256& hash, std::vector
   std::ostringstream line;
   if (!n->is_leaf()) {
     const auto* in = as_inner(n);
-    collect(child(in, 0, nullptr), in->child_hash[0], out);
-    collect(child(in, 1, nullptr), in->child_hash[1], out);
+    collect(child(in, 0, nullptr), in->facts().child_hash[0], out);
+    collect(child(in, 1, nullptr), in->facts().child_hash[1], out);
   }
   line << "h=" << int(n->height) << " s=" << size_of(n) << " v=" << n->version() << " k=" << iavl::to_hex(key_of(n));
   if (n->is_leaf()) line << " val=" << iavl::to_hex(as_leaf(n)->value());

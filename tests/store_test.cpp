@@ -183,13 +183,15 @@ std::size_t stored_nodes(iavl::node_store& store) {
   return n;
 }
 
-TYPED_TEST(StoredTree, HashesMatchTheInMemoryTreeAndSurviveReopening) {
+template <typename Backend>
+void check_hashes_and_reopening(bool background) {
+  Backend backend;
   std::mt19937_64 rng(11);
   iavl::versioned_tree twin;
   std::map<std::int64_t, model> models;
   model m;
   {
-    iavl::versioned_tree db(this->opts());
+    iavl::versioned_tree db(iavl::options{.store = backend.open(), .background_writes = background});
     for (int v = 1; v <= 12; ++v) {
       iavl::tree a = db.branch(), b = twin.branch();
       random_version(rng, a, b, m, 700);
@@ -199,7 +201,7 @@ TYPED_TEST(StoredTree, HashesMatchTheInMemoryTreeAndSurviveReopening) {
       models[v] = m;
     }
   }
-  iavl::versioned_tree db(this->opts());  // a second opening reads what the first one wrote
+  iavl::versioned_tree db(iavl::options{.store = backend.open()});  // a second opening reads what the first wrote
   EXPECT_EQ(db.latest_version(), 12);
   EXPECT_EQ(db.versions().size(), 12u);
   for (const auto& [v, mv] : models) {
@@ -214,6 +216,13 @@ TYPED_TEST(StoredTree, HashesMatchTheInMemoryTreeAndSurviveReopening) {
   random_version(rng, a, b, m, 500);
   EXPECT_EQ(db.commit(std::move(a)).hash(), twin.commit(std::move(b)).hash());
   db.last_commit().verify();
+}
+
+TYPED_TEST(StoredTree, HashesMatchTheInMemoryTreeAndSurviveReopening) {
+  for (const bool background : {false, true}) {
+    SCOPED_TRACE(background ? "background writes" : "writes in commit");
+    check_hashes_and_reopening<TypeParam>(background);
+  }
 }
 
 TYPED_TEST(StoredTree, RetentionKeepsRecentAndEveryKthAndReclaimsTheRest) {
@@ -412,6 +421,35 @@ TEST(StoreFailures, AFailedCommitChangesNothingAndCanBeRetried) {
   iavl::versioned_tree reopened(iavl::options{.store = store});
   EXPECT_EQ(reopened.last_commit().hash(), twin.last_commit().hash());
   reopened.last_commit().verify();
+}
+
+TEST(StoreFailures, AFailedBackgroundWriteStopsLaterCommits) {
+  auto store = std::make_shared<failing_store>();
+  iavl::versioned_tree db(iavl::options{.store = store, .background_writes = true});
+  iavl::tree a = db.branch();
+  a.set("k", "1");
+  (void)db.commit(std::move(a));
+  db.wait_for_writes();
+  EXPECT_EQ(db.durable_version(), 1);
+  store->fail_writes = true;
+  a = db.branch();
+  a.set("k", "2");
+  (void)db.commit(std::move(a));  // version 2 is in memory; its write fails in the background
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    iavl::tree b = db.branch();
+    b.set("k", "3");
+    try {
+      (void)db.commit(std::move(b));
+      FAIL() << "a commit after a failed write must fail";
+    } catch (const iavl::error& e) {
+      EXPECT_EQ(e.code(), iavl::errc::io_error) << e.what();
+    }
+  }
+  EXPECT_EQ(db.durable_version(), 1);
+  store->fail_writes = false;
+  iavl::versioned_tree reopened(iavl::options{.store = store->inner});
+  EXPECT_EQ(reopened.latest_version(), 1);  // what reached the store, and nothing torn
+  EXPECT_EQ(reopened.last_commit().get("k"), "1");
 }
 
 TEST(StoreFailures, AMissingNodeIsATypedError) {

@@ -51,6 +51,13 @@ struct options {
   bool sync = true;
   /// Memory budget for the persisted nodes kept in memory (store only).
   std::size_t cache_bytes = std::size_t{1} << 30;
+  /// Write each committed version to the store on a background thread, overlapping the next
+  /// block's work (store only). commit() then returns once the version is built in memory, and
+  /// the version is durable when durable_version() reaches it; the next commit first waits for
+  /// the previous write. After a crash the store holds the last durable version (a consensus
+  /// engine replays the blocks after it). A failed background write is rethrown by the next
+  /// commit() or wait_for_writes(), and every later commit fails too: reopen the store.
+  bool background_writes = false;
   retention keep;
 };
 
@@ -79,9 +86,15 @@ class versioned_tree {
   [[nodiscard]] std::vector<std::int64_t> versions() const;
 
   /// Hashes `working` and commits it as version latest_version() + 1, then applies the
-  /// retention policy. Throws errc::stale_branch when `working` did not branch from the latest
-  /// version, io_error when the store fails; `working` is then left untouched.
+  /// retention policy. With a store, the version is written in one atomic batch, before commit()
+  /// returns (synced when options::sync) or, with options::background_writes, right after.
+  /// Throws errc::stale_branch when `working` did not branch from the latest version, io_error
+  /// when the store fails; `working` is then left untouched.
   snapshot commit(tree&& working);
+  /// The latest version that is in the store for good (the latest version without a store).
+  [[nodiscard]] std::int64_t durable_version() const;
+  /// Waits until every committed version is written; rethrows a failed background write.
+  void wait_for_writes();
 
   /// Deletes a kept version other than the latest, reclaiming the nodes no kept version reaches,
   /// and waits until that is done. Throws errc::version_not_found or errc::invalid_argument.
@@ -111,6 +124,10 @@ class versioned_tree {
 
   void open_store();
   void schedule_trim(const snapshot& latest);
+  void write_version(std::int64_t version, const std::vector<detail::node*>& fresh, const detail::node* root,
+                     const hash256& hash);
+  void after_durable(const snapshot& s);
+  void write_loop();
   [[nodiscard]] snapshot load_version(std::int64_t version, const root_record& record) const;
   void apply_retention(std::int64_t latest);
   void schedule_deletion(std::int64_t version);  // requires mutex_
@@ -136,6 +153,19 @@ class versioned_tree {
   bool stopping_ = false;
   std::exception_ptr prune_error_;
   std::thread pruner_;
+
+  // Background writes (options::background_writes): one version at a time.
+  struct pending_write {
+    snapshot version;                  // keeps its nodes alive until written
+    std::vector<detail::node*> fresh;  // its new nodes, numbered, children first
+  };
+  mutable std::mutex write_mutex_;
+  std::condition_variable write_wake_, write_idle_;
+  std::optional<pending_write> pending_write_;
+  std::int64_t durable_ = 0;
+  bool writer_stopping_ = false;
+  std::exception_ptr write_error_;
+  std::thread writer_;
 };
 
 }  // namespace iavl

@@ -24,6 +24,7 @@ struct db_args {
   std::string path;
   std::string store = "leveldb";
   bool no_sync = false;
+  bool background_writes = false;
 
   void add_to(CLI::App& cmd, bool required) {
     auto* db = cmd.add_option("--db", path, "database directory (LevelDB)");
@@ -32,6 +33,7 @@ struct db_args {
   [[nodiscard]] std::unique_ptr<iavl::versioned_tree> open(bool create) const {
     iavl::options o;
     o.sync = !no_sync;
+    o.background_writes = background_writes;
     if (store == "mem") {
       o.store = iavl::open_memory_store();
     } else if (!path.empty()) {
@@ -151,6 +153,9 @@ int main(int argc, char** argv) try {
   db.add_to(*replay_cmd, false);
   replay_cmd->add_option("--store", db.store, "node store for --db")->check(CLI::IsMember({"leveldb", "mem"}));
   replay_cmd->add_flag("--no-sync", db.no_sync, "do not wait for each commit to reach the disk");
+  replay_cmd->add_flag("--background-writes", db.background_writes,
+                       "write each version while the next one is replayed (a line is printed per commit, "
+                       "before its version is durable)");
 
   auto* info_cmd =
       app.add_subcommand("info",

@@ -19,7 +19,9 @@
 // key (an eviction, by the writer).
 //
 //   leaf:  [header 16][value_size 4][pad 4][key][value]
-//   inner: [header 16][slots 16][child sizes 8][child heights 2][valid 1][pad 5][child hashes 64][key]
+//   inner: [header 16][slots 16][key][pad to 4][child sizes 8][child heights 2][valid 1][pad 1]
+//          [child hashes 64]
+// A lookup reads a node's header, slots and (a short) key from its first 64 bytes.
 #pragma once
 
 #include <atomic>
@@ -133,23 +135,39 @@ struct leaf_node : node {
 };
 static_assert(sizeof(leaf_node) == 24);
 
-struct inner_node : node {
-  // [0] left, [1] right. Mutable: loading a child into a shared node changes no value of it.
-  mutable child_slot child[2];
+/// What a parent keeps of its children besides where they are. Hashing, rebalancing and
+/// counting need it, a lookup does not: it sits after the key, off the lookup's cache line.
+struct child_facts {
   std::uint32_t child_size[2] = {0, 0};   // keys below each child
   std::uint8_t child_height[2] = {0, 0};  // each child's height
   std::uint8_t hash_valid = 0;            // bit i: child_hash[i] is child i's hash (working trees)
-  std::uint8_t reserved[5] = {};
+  std::uint8_t reserved = 0;
   hash256 child_hash[2];
+};
+static_assert(sizeof(child_facts) == 76);
+
+struct inner_node : node {
+  // [0] left, [1] right. Mutable: loading a child into a shared node changes no value of it.
+  mutable child_slot child[2];
 
   [[nodiscard]] std::string_view key() const { return {data(), key_size}; }
   [[nodiscard]] char* data() { return reinterpret_cast<char*>(this + 1); }
   [[nodiscard]] const char* data() const { return reinterpret_cast<const char*>(this + 1); }
-  [[nodiscard]] std::int64_t size() const { return std::int64_t{child_size[0]} + child_size[1]; }
-  [[nodiscard]] bool child_hash_valid(int i) const { return (hash_valid >> i) & 1; }
-  void invalidate_child_hash(int i) { hash_valid = static_cast<std::uint8_t>(hash_valid & ~(1 << i)); }
+  /// After the key, 4-byte aligned.
+  [[nodiscard]] static std::size_t facts_offset(std::size_t key_size) {
+    return sizeof(inner_node) + ((key_size + 3) & ~std::size_t{3});
+  }
+  [[nodiscard]] child_facts& facts() {
+    return *reinterpret_cast<child_facts*>(reinterpret_cast<char*>(this) + facts_offset(key_size));
+  }
+  [[nodiscard]] const child_facts& facts() const {
+    return *reinterpret_cast<const child_facts*>(reinterpret_cast<const char*>(this) + facts_offset(key_size));
+  }
+  [[nodiscard]] std::int64_t size() const { return std::int64_t{facts().child_size[0]} + facts().child_size[1]; }
+  [[nodiscard]] bool child_hash_valid(int i) const { return (facts().hash_valid >> i) & 1; }
+  void invalidate_child_hash(int i) { facts().hash_valid = static_cast<std::uint8_t>(facts().hash_valid & ~(1 << i)); }
 };
-static_assert(sizeof(inner_node) == 112);
+static_assert(sizeof(inner_node) == 32);
 
 [[nodiscard]] inline leaf_node* as_leaf(node* n) { return static_cast<leaf_node*>(n); }
 [[nodiscard]] inline const leaf_node* as_leaf(const node* n) { return static_cast<const leaf_node*>(n); }
@@ -165,7 +183,8 @@ static_assert(sizeof(inner_node) == 112);
 
 /// Bytes of memory a node occupies (its allocation), for memory accounting.
 [[nodiscard]] inline std::size_t footprint(const node* n) {
-  return n->is_leaf() ? sizeof(leaf_node) + n->key_size + as_leaf(n)->value_size : sizeof(inner_node) + n->key_size;
+  return n->is_leaf() ? sizeof(leaf_node) + n->key_size + as_leaf(n)->value_size
+                      : inner_node::facts_offset(n->key_size) + sizeof(child_facts);
 }
 
 /// A new uncommitted leaf. Sizes are checked by the caller.
@@ -181,10 +200,11 @@ static_assert(sizeof(inner_node) == 112);
 
 /// A new uncommitted inner node with `key` and empty slots.
 [[nodiscard]] inline inner_node* make_inner(std::string_view key, std::int64_t version) {
-  auto* n = new (node_pool::allocate(sizeof(inner_node) + key.size())) inner_node;
+  auto* n = new (node_pool::allocate(inner_node::facts_offset(key.size()) + sizeof(child_facts))) inner_node;
   n->version32 = static_cast<std::uint32_t>(version);
   n->key_size = static_cast<std::uint16_t>(key.size());
   if (!key.empty()) std::memcpy(n->data(), key.data(), key.size());
+  new (&n->facts()) child_facts;
   return n;
 }
 
@@ -194,6 +214,7 @@ inline void free_node(node* n) {
   if (n->is_leaf()) {
     as_leaf(n)->~leaf_node();
   } else {
+    as_inner(n)->facts().~child_facts();
     as_inner(n)->~inner_node();
   }
   node_pool::deallocate(n, bytes);

@@ -47,8 +47,8 @@ namespace iavl::detail {
 [[nodiscard]] inline const leaf_node* leaf_at(const node* n, std::int64_t index, const store_context* ctx) {
   while (!n->is_leaf()) {
     const auto* in = as_inner(n);
-    const int side = index < in->child_size[0] ? 0 : 1;
-    if (side == 1) index -= in->child_size[0];
+    const int side = index < in->facts().child_size[0] ? 0 : 1;
+    if (side == 1) index -= in->facts().child_size[0];
     n = child(in, side, ctx);
   }
   return as_leaf(n);
@@ -62,7 +62,7 @@ namespace iavl::detail {
   while (!n->is_leaf()) {
     const auto* in = as_inner(n);
     const int side = key < in->key() ? 0 : 1;
-    if (side == 1) rank += in->child_size[0];
+    if (side == 1) rank += in->facts().child_size[0];
     n = child(in, side, ctx);
   }
   const int c = key.compare(as_leaf(n)->key());
@@ -99,14 +99,14 @@ inline hash256 hash_of(node* n, const store_context* ctx, std::vector<node*>* ow
   for (int i = 0; i < 2; ++i) {
     const std::uintptr_t b = in->child[i].bits();
     if (!in->child_hash_valid(i)) {  // only the tree's own children lack a hash
-      in->child_hash[i] = hash_of(pointer_of(b), ctx, own);
-      in->hash_valid = static_cast<std::uint8_t>(in->hash_valid | (1 << i));
+      in->facts().child_hash[i] = hash_of(pointer_of(b), ctx, own);
+      in->facts().hash_valid = static_cast<std::uint8_t>(in->facts().hash_valid | (1 << i));
     } else if (own && !is_key(b) && !is_borrowed(b) && !pointer_of(b)->is_committed()) {
       list_own(pointer_of(b), *own);
     }
   }
   if (own) own->push_back(n);
-  return inner_hash(in->height, in->size(), n->version(), in->child_hash[0], in->child_hash[1]);
+  return inner_hash(in->height, in->size(), n->version(), in->facts().child_hash[0], in->facts().child_hash[1]);
 }
 
 // ---- copy-on-write ------------------------------------------------------------------------
@@ -137,7 +137,8 @@ struct slot_value {
 };
 
 [[nodiscard]] inline slot_value slot_of(const inner_node* n, int i) {
-  return {n->child[i].bits(), n->child_hash[i], n->child_hash_valid(i), n->child_size[i], n->child_height[i]};
+  return {n->child[i].bits(), n->facts().child_hash[i], n->child_hash_valid(i), n->facts().child_size[i],
+          n->facts().child_height[i]};
 }
 
 /// One of the working tree's own nodes, hash not computed yet.
@@ -147,15 +148,16 @@ struct slot_value {
 
 inline void set_slot(inner_node* n, int i, const slot_value& v) {
   n->child[i].set_bits(v.bits);
-  n->child_hash[i] = v.hash;
-  n->child_size[i] = v.size;
-  n->child_height[i] = v.height;
+  n->facts().child_hash[i] = v.hash;
+  n->facts().child_size[i] = v.size;
+  n->facts().child_height[i] = v.height;
   const auto bit = static_cast<std::uint8_t>(1 << i);
-  n->hash_valid = static_cast<std::uint8_t>(v.hash_valid ? (n->hash_valid | bit) : (n->hash_valid & ~bit));
+  n->facts().hash_valid =
+      static_cast<std::uint8_t>(v.hash_valid ? (n->facts().hash_valid | bit) : (n->facts().hash_valid & ~bit));
 }
 
 inline void update_height(inner_node* n) {
-  n->height = static_cast<std::uint8_t>(std::max(n->child_height[0], n->child_height[1]) + 1);
+  n->height = static_cast<std::uint8_t>(std::max(n->facts().child_height[0], n->facts().child_height[1]) + 1);
 }
 
 /// A copy of committed inner node `n` stamped with `version`. With `counted`, the copy counts
@@ -171,11 +173,11 @@ inline void update_height(inner_node* n) {
       if (counted) retain(pointer_of(b));
       c->child[i].set_bits(bits_of(pointer_of(b), !counted));
     }
-    c->child_size[i] = n->child_size[i];
-    c->child_height[i] = n->child_height[i];
-    c->child_hash[i] = n->child_hash[i];
+    c->facts().child_size[i] = n->facts().child_size[i];
+    c->facts().child_height[i] = n->facts().child_height[i];
+    c->facts().child_hash[i] = n->facts().child_hash[i];
   }
-  c->hash_valid = n->hash_valid;
+  c->facts().hash_valid = n->facts().hash_valid;
   return c;
 }
 
@@ -227,12 +229,12 @@ inline inner_node* rotate(inner_node* n, int dir, std::int64_t version, const st
 [[nodiscard]] inline int balance_factor(const node* n) {
   if (n->is_leaf()) return 0;
   const auto* in = as_inner(n);
-  return in->child_height[0] - in->child_height[1];
+  return in->facts().child_height[0] - in->facts().child_height[1];
 }
 
 /// Restores the AVL balance of the editable node `n` (cosmos/iavl balance()).
 [[nodiscard]] inline inner_node* rebalance(inner_node* n, std::int64_t version, const store_context* ctx) {
-  const int b = n->child_height[0] - n->child_height[1];
+  const int b = n->facts().child_height[0] - n->facts().child_height[1];
   if (b > 1) {
     if (balance_factor(child(n, 0, ctx)) < 0) {
       set_slot(n, 0, own_slot(rotate(edit_child(n, 0, version, ctx), 0, version, ctx)));
