@@ -224,6 +224,7 @@ snapshot versioned_tree::commit(tree&& working) {
     std::lock_guard lock(mutex_);
     if (opts_.store) {
       on_store_[version] = {root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash};
+      orphans_[version] = std::move(working.orphans_);
     } else {
       in_memory_.emplace(version, s);
     }
@@ -417,6 +418,7 @@ void versioned_tree::rollback_to(std::int64_t version) {
     snapshot reloaded = load_version(version, record);
     std::lock_guard lock(mutex_);
     on_store_.erase(on_store_.upper_bound(version), on_store_.end());
+    orphans_.erase(orphans_.upper_bound(version), orphans_.end());
     latest_ = std::move(reloaded);
   }
   write_batch nodes;
@@ -473,19 +475,49 @@ void versioned_tree::prune_loop() {
 }
 
 // Deletes `version`, which is marked deleting: its root record, and each node it reaches that
-// neither the previous nor the next version still in the store reaches. A node of the next
-// version with version <= `version` is shared with it (nodes are never re-created), and so is
-// every node below it; a node with version <= the previous version's is in the previous version.
+// neither the previous nor the next version still in the store reaches. Those are the nodes of
+// `version` that a later version up to the next one replaced (they are in the orphan lists of
+// those versions), except the ones the previous version has too (their version is not above the
+// previous version's: a node present in two versions is present in all between). Without the
+// orphan lists (versions committed by an earlier process), the store is walked instead.
 void versioned_tree::prune(std::int64_t version) {
   root_record doomed, next;
-  std::int64_t previous = 0;
+  std::int64_t previous = 0, next_version = 0;
+  std::vector<std::vector<node_key>*> lists;  // orphans of the versions after `version` up to the next
   {
     std::lock_guard lock(mutex_);
     const auto it = on_store_.find(version);
     doomed = it->second;
     next = std::next(it)->second;  // the latest version is never deleted, so there is a next one
+    next_version = std::next(it)->first;
     if (it != on_store_.begin()) previous = std::prev(it)->first;
+    for (auto o = orphans_.upper_bound(version); o != orphans_.end() && o->first <= next_version; ++o) {
+      lists.push_back(&o->second);
+    }
   }
+  const auto goes = [&](node_key k) { return k.version > previous && k.version <= version; };
+  write_batch batch;
+  if (lists.size() == static_cast<std::size_t>(next_version - version)) {
+    for (const std::vector<node_key>* list : lists) {
+      for (const node_key k : *list) {
+        if (goes(k)) batch.delete_nodes.push_back(k);
+      }
+    }
+  } else {
+    walk_orphans(version, previous, doomed, next, batch);
+  }
+  batch.delete_meta.push_back(root_name(version));
+  opts_.store->write(batch, false);  // ordered before any later synced write, so never torn
+  std::lock_guard lock(mutex_);
+  on_store_.erase(version);
+  for (std::vector<node_key>* list : lists) std::erase_if(*list, goes);  // deleted now
+  std::erase_if(orphans_, [&](const auto& e) { return e.first <= next_version && e.second.empty(); });
+}
+
+// The store walk of prune(): a node of the next version with version <= `version` is shared with
+// it, and so is every node below it.
+void versioned_tree::walk_orphans(std::int64_t version, std::int64_t previous, const root_record& doomed,
+                                  const root_record& next, write_batch& batch) const {
   const node_store& store = *opts_.store;
   struct key_hash {
     std::size_t operator()(node_key k) const {
@@ -505,7 +537,6 @@ void versioned_tree::prune(std::int64_t version) {
       stack.insert(stack.end(), children, children + 2);
     }
   }
-  write_batch batch;
   if (doomed.root) stack.push_back(*doomed.root);
   while (!stack.empty()) {
     const node_key k = stack.back();
@@ -514,10 +545,6 @@ void versioned_tree::prune(std::int64_t version) {
     batch.delete_nodes.push_back(k);
     if (stored_children(store, k, children)) stack.insert(stack.end(), children, children + 2);
   }
-  batch.delete_meta.push_back(root_name(version));
-  opts_.store->write(batch, false);  // ordered before any later synced write, so never torn
-  std::lock_guard lock(mutex_);
-  on_store_.erase(version);
 }
 
 }  // namespace iavl

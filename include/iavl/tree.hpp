@@ -59,6 +59,7 @@ enum class set_result { inserted, updated };
 
 namespace detail {
 struct slot_value;
+struct write_env;
 
 /// A counted reference to a committed root node (or to nothing: the empty tree), with the
 /// context of its versioned tree: the store its nodes load from, and the reclaimer.
@@ -245,11 +246,13 @@ class tree : public tree_view {
   explicit tree(const snapshot& base);
   void set_root(std::uintptr_t bits);
   [[nodiscard]] detail::slot_value root_slot() const;
+  [[nodiscard]] detail::write_env write_env();
 
   hash256 base_hash_ = empty_tree_hash();  // hash of the version it branched from
   detail::epoch_pin pin_;                  // keeps the nodes it borrows alive through evictions
   std::vector<detail::node*> own_nodes_;   // valid while root_hash_known_ and own_nodes_known_
   bool own_nodes_known_ = false;
+  std::vector<node_key> orphans_;  // stored nodes of the base version this tree replaced
 };
 
 inline tree snapshot::branch() const { return tree(*this); }

@@ -133,6 +133,8 @@ class versioned_tree {
   void schedule_deletion(std::int64_t version);  // requires mutex_
   void prune_loop();
   void prune(std::int64_t version);
+  void walk_orphans(std::int64_t version, std::int64_t previous, const root_record& doomed, const root_record& next,
+                    write_batch& batch) const;
   void stop_pruner();
 
   options opts_;
@@ -144,6 +146,9 @@ class versioned_tree {
   snapshot latest_;
   std::map<std::int64_t, snapshot> in_memory_;    // kept versions, without a store
   std::map<std::int64_t, root_record> on_store_;  // kept versions, with a store
+  // With a store: per version committed by this process, the stored nodes of the version before
+  // it that it replaced (only the entries not deleted yet). Pruning reads them, not the store.
+  std::map<std::int64_t, std::vector<node_key>> orphans_;
 
   // Background pruning (store only): versions marked deleting whose nodes are still to be
   // reclaimed, done in ascending order.

@@ -65,7 +65,8 @@ inline tree::tree(tree&& o) noexcept
       base_hash_(o.base_hash_),
       pin_(std::move(o.pin_)),
       own_nodes_(std::move(o.own_nodes_)),
-      own_nodes_known_(std::exchange(o.own_nodes_known_, false)) {
+      own_nodes_known_(std::exchange(o.own_nodes_known_, false)),
+      orphans_(std::move(o.orphans_)) {
   root_hash_ = o.root_hash_;
   root_hash_known_ = o.root_hash_known_;
 }
@@ -83,11 +84,14 @@ inline tree& tree::operator=(tree&& o) noexcept {
     pin_ = std::move(o.pin_);
     own_nodes_ = std::move(o.own_nodes_);
     own_nodes_known_ = std::exchange(o.own_nodes_known_, false);
+    orphans_ = std::move(o.orphans_);
   }
   return *this;
 }
 
 inline tree::~tree() { set_root(0); }
+
+inline detail::write_env tree::write_env() { return {version_, ctx(), ctx() ? &orphans_ : nullptr}; }
 
 inline detail::slot_value tree::root_slot() const {
   return {root_bits_, root_hash_, root_hash_known_, static_cast<std::uint32_t>(detail::size_of(root_)), root_->height};
@@ -114,7 +118,7 @@ inline set_result tree::set(std::string_view key, std::string_view value) {
     const detail::slot_value current = root_slot();
     root_bits_ = 0;  // insert takes over the old root's hold (a tree whose store failed is lost)
     root_ = nullptr;
-    fresh = detail::insert(current, key, value, version_, updated, ctx());
+    fresh = detail::insert(current, key, value, updated, write_env());
   }
   set_root(reinterpret_cast<std::uintptr_t>(fresh));
   root_hash_known_ = false;
@@ -129,7 +133,7 @@ inline bool tree::remove(std::string_view key) {
   const detail::slot_value current = root_slot();
   root_bits_ = 0;  // erase takes over the old root's hold (a tree whose store failed is lost)
   root_ = nullptr;
-  detail::slot_value rest = detail::erase(current, key, version_, new_key, ctx());
+  detail::slot_value rest = detail::erase(current, key, new_key, write_env());
   if (rest.bits && detail::is_key(rest.bits)) {  // the new root is a child not in memory yet
     rest.bits = reinterpret_cast<std::uintptr_t>(ctx()->load(detail::unpack_key(rest.bits)));
   }

@@ -118,12 +118,27 @@ enum class hold { own, counted, borrowed };
   return pointer_of(bits)->is_committed() ? hold::counted : hold::own;
 }
 
+/// What a working tree's write needs besides the nodes.
+struct write_env {
+  std::int64_t version;            // the working version, given to every node the write rewrites
+  const store_context* ctx;        // null for a tree without a store
+  std::vector<node_key>* orphans;  // receives the stored nodes the write replaces (may be null)
+};
+
+/// Notes that the write replaces committed node `n`: it is not part of the new version.
+inline void orphan(const node* n, const write_env& w) {
+  if (w.orphans && n->nonce != 0) w.orphans->push_back(n->key_in_store());
+}
+
 /// Gives up the working tree's hold on a node (and, for its own nodes, on what they hold).
-inline void drop(std::uintptr_t bits, const store_context* ctx) {
+inline void drop(std::uintptr_t bits, const write_env& w) {
   switch (hold_of(bits)) {
-    case hold::own: discard(pointer_of(bits), account_of(ctx)); break;
-    case hold::counted: release(pointer_of(bits), account_of(ctx)); break;
-    case hold::borrowed: break;
+    case hold::own: discard(pointer_of(bits), account_of(w.ctx)); break;
+    case hold::counted:
+      orphan(pointer_of(bits), w);
+      release(pointer_of(bits), account_of(w.ctx));
+      break;
+    case hold::borrowed: orphan(pointer_of(bits), w); break;
   }
 }
 
@@ -181,44 +196,42 @@ inline void update_height(inner_node* n) {
   return c;
 }
 
-/// The inner node that `bits` refers to, made editable by the working tree of `version`: its own
-/// node itself, else a copy (cosmos/iavl's node.clone(version)).
-[[nodiscard]] inline inner_node* edit(std::uintptr_t bits, std::int64_t version, const store_context* ctx) {
+/// The inner node that `bits` refers to, made editable by the working tree: its own node
+/// itself, else a copy in the working version (cosmos/iavl's node.clone(version)).
+[[nodiscard]] inline inner_node* edit(std::uintptr_t bits, const write_env& w) {
   auto* n = as_inner(pointer_of(bits));
-  switch (hold_of(bits)) {
-    case hold::own: return n;
-    case hold::borrowed: return clone_inner(n, version, false);
-    case hold::counted: break;
-  }
-  inner_node* c = clone_inner(n, version, true);
-  release(n, account_of(ctx));
+  const hold h = hold_of(bits);
+  if (h == hold::own) return n;
+  orphan(n, w);
+  if (h == hold::borrowed) return clone_inner(n, w.version, false);
+  inner_node* c = clone_inner(n, w.version, true);
+  release(n, account_of(w.ctx));
   return c;
 }
 
 /// edit(), for a path that goes on to child `dir`: that child is in memory in the result. (It is
 /// loaded into the node first, for every tree that shares it; the cache may unload it again
 /// before the copy is made, and then the copy loads it for itself.)
-[[nodiscard]] inline inner_node* edit_toward(std::uintptr_t bits, int dir, std::int64_t version,
-                                             const store_context* ctx) {
-  (void)child(as_inner(pointer_of(bits)), dir, ctx);
-  inner_node* e = edit(bits, version, ctx);
-  (void)child(e, dir, ctx);
+[[nodiscard]] inline inner_node* edit_toward(std::uintptr_t bits, int dir, const write_env& w) {
+  (void)child(as_inner(pointer_of(bits)), dir, w.ctx);
+  inner_node* e = edit(bits, w);
+  (void)child(e, dir, w.ctx);
   return e;
 }
 
 /// Makes child `i` of the editable node `parent` editable and returns it.
-inline inner_node* edit_child(inner_node* parent, int i, std::int64_t version, const store_context* ctx) {
-  (void)child(parent, i, ctx);  // loaded, if it was not
-  inner_node* e = edit(parent->child[i].bits(), version, ctx);
+inline inner_node* edit_child(inner_node* parent, int i, const write_env& w) {
+  (void)child(parent, i, w.ctx);  // loaded, if it was not
+  inner_node* e = edit(parent->child[i].bits(), w);
   parent->child[i].set_bits(reinterpret_cast<std::uintptr_t>(e));
   parent->invalidate_child_hash(i);
   return e;
 }
 
-inline inner_node* rotate(inner_node* n, int dir, std::int64_t version, const store_context* ctx) {
+inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
   // dir 1 = rotate right (the left child rises), dir 0 = rotate left.
   const int up = dir == 1 ? 0 : 1;
-  inner_node* pivot = edit_child(n, up, version, ctx);
+  inner_node* pivot = edit_child(n, up, w);
   set_slot(n, up, slot_of(pivot, 1 - up));
   update_height(n);
   set_slot(pivot, 1 - up, own_slot(n));
@@ -233,19 +246,15 @@ inline inner_node* rotate(inner_node* n, int dir, std::int64_t version, const st
 }
 
 /// Restores the AVL balance of the editable node `n` (cosmos/iavl balance()).
-[[nodiscard]] inline inner_node* rebalance(inner_node* n, std::int64_t version, const store_context* ctx) {
+[[nodiscard]] inline inner_node* rebalance(inner_node* n, const write_env& w) {
   const int b = n->facts().child_height[0] - n->facts().child_height[1];
   if (b > 1) {
-    if (balance_factor(child(n, 0, ctx)) < 0) {
-      set_slot(n, 0, own_slot(rotate(edit_child(n, 0, version, ctx), 0, version, ctx)));
-    }
-    return rotate(n, 1, version, ctx);
+    if (balance_factor(child(n, 0, w.ctx)) < 0) set_slot(n, 0, own_slot(rotate(edit_child(n, 0, w), 0, w)));
+    return rotate(n, 1, w);
   }
   if (b < -1) {
-    if (balance_factor(child(n, 1, ctx)) > 0) {
-      set_slot(n, 1, own_slot(rotate(edit_child(n, 1, version, ctx), 1, version, ctx)));
-    }
-    return rotate(n, 0, version, ctx);
+    if (balance_factor(child(n, 1, w.ctx)) > 0) set_slot(n, 1, own_slot(rotate(edit_child(n, 1, w), 1, w)));
+    return rotate(n, 0, w);
   }
   return n;
 }
@@ -253,28 +262,28 @@ inline inner_node* rotate(inner_node* n, int dir, std::int64_t version, const st
 /// Inserts or updates `key` in the non-empty subtree `bits` refers to, whose hash (as its parent
 /// records it) is `v.hash` when `v.hash_valid`. Returns the new subtree, the tree's own. Sets
 /// `updated` when the key existed.
-[[nodiscard]] inline node* insert(const slot_value& v, std::string_view key, std::string_view value,
-                                  std::int64_t version, bool& updated, const store_context* ctx) {
+[[nodiscard]] inline node* insert(const slot_value& v, std::string_view key, std::string_view value, bool& updated,
+                                  const write_env& w) {
   node* n = pointer_of(v.bits);
   if (n->is_leaf()) {
     const auto* l = as_leaf(n);
     const int c = key.compare(l->key());
     if (c == 0) {
       updated = true;
-      drop(v.bits, ctx);
-      return make_leaf(key, value, version);
+      drop(v.bits, w);
+      return make_leaf(key, value, w.version);
     }
-    inner_node* in = make_inner(c < 0 ? l->key() : key, version);
+    inner_node* in = make_inner(c < 0 ? l->key() : key, w.version);
     in->height = 1;
     const int old_side = c < 0 ? 1 : 0;
     set_slot(in, old_side, v);  // the old leaf, held as it was
-    set_slot(in, 1 - old_side, own_slot(make_leaf(key, value, version)));
+    set_slot(in, 1 - old_side, own_slot(make_leaf(key, value, w.version)));
     return in;
   }
   const auto* in = as_inner(n);
   const int dir = key < in->key() ? 0 : 1;
-  inner_node* e = edit_toward(v.bits, dir, version, ctx);
-  node* sub = insert(slot_of(e, dir), key, value, version, updated, ctx);
+  inner_node* e = edit_toward(v.bits, dir, w);
+  node* sub = insert(slot_of(e, dir), key, value, updated, w);
   if (updated) {  // an update changes no height or size
     e->child[dir].set_bits(reinterpret_cast<std::uintptr_t>(sub));
     e->invalidate_child_hash(dir);
@@ -282,7 +291,7 @@ inline inner_node* rotate(inner_node* n, int dir, std::int64_t version, const st
   }
   set_slot(e, dir, own_slot(sub));
   update_height(e);
-  return rebalance(e, version, ctx);
+  return rebalance(e, w);
 }
 
 /// Replaces the key of the editable node `n` (a new allocation: the key is stored inline).
@@ -298,17 +307,17 @@ inline inner_node* rotate(inner_node* n, int dir, std::int64_t version, const st
 /// subtree's place (bits 0: nothing, the subtree was the removed leaf). `new_key` receives the
 /// new smallest key of the subtree when a removal from the left changed it (cosmos/iavl's
 /// newKey).
-[[nodiscard]] inline slot_value erase(const slot_value& v, std::string_view key, std::int64_t version,
-                                      std::optional<std::string>& new_key, const store_context* ctx) {
+[[nodiscard]] inline slot_value erase(const slot_value& v, std::string_view key, std::optional<std::string>& new_key,
+                                      const write_env& w) {
   node* n = pointer_of(v.bits);
   if (n->is_leaf()) {
-    drop(v.bits, ctx);
+    drop(v.bits, w);
     return {};
   }
   const auto* in = as_inner(n);
   const int dir = key < in->key() ? 0 : 1;
-  inner_node* e = edit_toward(v.bits, dir, version, ctx);
-  const slot_value sub = erase(slot_of(e, dir), key, version, new_key, ctx);
+  inner_node* e = edit_toward(v.bits, dir, w);
+  const slot_value sub = erase(slot_of(e, dir), key, new_key, w);
   if (!sub.bits) {
     // The removed leaf was a child of this node: its sibling takes the node's place unchanged.
     const slot_value sibling = slot_of(e, 1 - dir);
@@ -322,7 +331,7 @@ inline inner_node* rotate(inner_node* n, int dir, std::int64_t version, const st
     new_key.reset();
   }
   update_height(e);
-  return own_slot(rebalance(e, version, ctx));
+  return own_slot(rebalance(e, w));
 }
 
 }  // namespace iavl::detail
