@@ -41,11 +41,14 @@ inline const char* name_of(store_kind k) {
 
 /// The one place where iavl's node stores plug in: a versioned tree on store `kind`, keeping its
 /// files (if any) under `dir`.
+// In memory, each commit retires the previous version; stores keep every version (the
+// block_pruned scenario prunes) and write each one, synced, while the next block runs.
 inline std::unique_ptr<iavl::versioned_tree> make_db(store_kind kind, const std::filesystem::path& dir) {
   iavl::options o;
-  o.keep.keep_recent = 1;  // a pruning node: each commit retires the previous version
+  if (kind == store_kind::nodb) o.keep.keep_recent = 1;
   if (kind == store_kind::mem) o.store = iavl::open_memory_store();
   if (kind == store_kind::leveldb) o.store = iavl::open_leveldb_store(dir.string());
+  o.background_writes = o.store != nullptr;
   return std::make_unique<iavl::versioned_tree>(o);
 }
 

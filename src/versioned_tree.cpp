@@ -324,8 +324,16 @@ std::int64_t versioned_tree::cached_bytes() const {
   return opts_.store ? ctx_->account().bytes.load(std::memory_order_relaxed) : 0;
 }
 
+void versioned_tree::set_retention(const retention& keep) {
+  std::lock_guard lock(mutex_);
+  opts_.keep = keep;
+}
+
 void versioned_tree::apply_retention(std::int64_t latest) {
-  const retention& keep = opts_.keep;
+  const retention keep = [&] {
+    std::lock_guard lock(mutex_);
+    return opts_.keep;
+  }();
   if (keep.keep_recent <= 0) return;
   const auto doomed = [&](std::int64_t v) {
     return v <= latest - keep.keep_recent && !(keep.keep_every > 0 && v % keep.keep_every == 0);

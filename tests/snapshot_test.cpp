@@ -86,6 +86,21 @@ TEST(Snapshots, MissingAndDeletedVersionsAreTypedErrors) {
   EXPECT_EQ(db.at(3).get("k"), "2");
 }
 
+TEST(Snapshots, RetentionCanChangeAndAppliesAtTheNextCommit) {
+  iavl::versioned_tree db;  // keeps every version by default
+  for (int i = 0; i < 5; ++i) {
+    iavl::tree t = db.branch();
+    t.set("k", std::to_string(i));
+    (void)db.commit(std::move(t));
+  }
+  EXPECT_EQ(db.versions().size(), 5u);
+  db.set_retention({.keep_recent = 2});
+  EXPECT_EQ(db.versions().size(), 5u);
+  (void)db.commit(db.branch());
+  EXPECT_EQ(db.versions(), (std::vector<std::int64_t>{5, 6}));
+  EXPECT_EQ(db.at(5).get("k"), "4");
+}
+
 TEST(Snapshots, BranchIsConstantTimeAndSharesNodes) {
   iavl::versioned_tree db;
   iavl::tree t = db.branch();

@@ -104,6 +104,8 @@ class versioned_tree {
   /// Makes the kept `version` the latest again, deleting every newer version and its nodes (a
   /// node operator's rollback). Working trees branched before are stale afterwards.
   void rollback_to(std::int64_t version);
+  /// Replaces the retention policy; the next commit applies it.
+  void set_retention(const retention& keep);
   /// Waits until background pruning is done; rethrows its first failure, if any.
   void wait_for_pruning();
   /// With a store: waits until the nodes of versions let go of are freed, then unloads cold
