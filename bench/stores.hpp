@@ -52,7 +52,8 @@ inline std::unique_ptr<iavl::versioned_tree> make_db(store_kind kind, const std:
   return std::make_unique<iavl::versioned_tree>(o);
 }
 
-/// The IAVL tree: a check and a deliver tree branched from the last commit. It keeps one
+/// The IAVL tree: a check and a deliver tree branched from the last commit. Check trees are
+/// thrown away at every block, so they defer their writes (iavl::writes::deferred). It keeps one
 /// version (the last), as a pruning node does, so that memory stays bounded over many blocks.
 class iavl_db {
  public:
@@ -60,7 +61,7 @@ class iavl_db {
     return std::make_unique<iavl_db>(make_db(kind, dir));
   }
   explicit iavl_db(std::unique_ptr<iavl::versioned_tree> db)
-      : db_(std::move(db)), last_(db_->last_commit()), check_(last_.branch()), deliver_(last_.branch()) {}
+      : db_(std::move(db)), last_(db_->last_commit()), check_(check_branch()), deliver_(last_.branch()) {}
 
   std::optional<std::string> get(std::string_view key) const { return last_.get(key); }
   void set(std::string_view key, std::string_view value) { deliver_.set(key, value); }
@@ -75,7 +76,7 @@ class iavl_db {
     const iavl::hash256 app_hash = deliver_.working_hash();
     benchmark::DoNotOptimize(app_hash);
     last_ = db_->commit(std::move(deliver_));
-    check_ = last_.branch();  // check resets to the new last commit
+    check_ = check_branch();  // check resets to the new last commit
     deliver_ = last_.branch();
   }
   std::size_t scan(std::string_view start, std::size_t n) const {
@@ -89,6 +90,7 @@ class iavl_db {
   }
 
  private:
+  iavl::tree check_branch() const { return last_.branch(iavl::writes::deferred); }
   std::unique_ptr<iavl::versioned_tree> db_;
   iavl::snapshot last_;
   iavl::tree check_, deliver_;

@@ -296,3 +296,59 @@ TEST(Tree, WorkingHashIsLazyAndStable) {
 }
 
 }  // namespace
+
+namespace {
+
+// A deferred tree keeps writes in a buffer until something needs the tree's shape; the result
+// must be the tree (and hash) of applying the same writes immediately, in the same order.
+TEST(Tree, DeferredWritesGiveTheSameTreesAsImmediateOnes) {
+  std::mt19937_64 rng(99);
+  iavl::versioned_tree db, twin;
+  model m;
+  for (int version = 1; version <= 30; ++version) {
+    iavl::tree d = db.branch(iavl::writes::deferred);
+    iavl::tree i = twin.branch();
+    const int ops = static_cast<int>(rng() % 400);
+    for (int op = 0; op < ops; ++op) {
+      const std::string key(1, static_cast<char>(rng() % 60));  // few keys: many repeats
+      if (rng() % 3 == 0) {
+        ASSERT_EQ(d.remove(key), i.remove(key));
+        m.erase(key);
+      } else {
+        const std::string value = std::to_string(rng() % 5);
+        ASSERT_EQ(d.set(key, value), i.set(key, value));
+        m[key] = value;
+      }
+      ASSERT_EQ(d.size(), i.size());  // exact without applying the buffer
+      const std::string probe(1, static_cast<char>(rng() % 60));
+      ASSERT_EQ(d.get(probe), i.get(probe));
+      ASSERT_EQ(d.has(probe), i.has(probe));
+      if (op % 97 == 0) {  // a read that needs the shape applies the buffer midway
+        ASSERT_EQ(d.index_of(probe), i.index_of(probe));
+      }
+    }
+    ASSERT_EQ(d.working_hash(), i.working_hash());
+    expect_same(d, m);
+    d.verify();
+    EXPECT_EQ(db.commit(std::move(d)).hash(), twin.commit(std::move(i)).hash());
+  }
+}
+
+TEST(Tree, ADiscardedDeferredTreeLeavesItsBaseAsItWas) {
+  iavl::versioned_tree db;
+  iavl::tree t = db.branch();
+  t.set("a", "1");
+  const iavl::snapshot base = db.commit(std::move(t));
+  {
+    iavl::tree check = db.branch(iavl::writes::deferred);
+    check.set("a", "2");
+    check.set("b", "3");
+    EXPECT_EQ(check.get("a"), "2");
+    EXPECT_EQ(check.size(), 2);
+  }
+  EXPECT_EQ(db.last_commit().get("a"), "1");
+  EXPECT_EQ(db.last_commit().hash(), base.hash());
+  db.last_commit().verify();
+}
+
+}  // namespace

@@ -19,10 +19,13 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -57,9 +60,27 @@ enum class order { ascending, descending };
 
 enum class set_result { inserted, updated };
 
+/// How a working tree takes writes. `immediate`: each set or remove rewrites the tree's nodes at
+/// once. `deferred`: writes are kept in a buffer (reads see them) and applied to the nodes, in
+/// their order, only when something needs the tree's shape (a hash, a commit, ordered or
+/// positional reads): a tree whose writes are only read back and then thrown away, such as a
+/// consensus app's check tree, never pays for them. Both give the same trees and hashes.
+enum class writes { immediate, deferred };
+
 namespace detail {
 struct slot_value;
 struct write_env;
+
+/// The writes a deferred working tree has not applied to its nodes yet.
+struct write_buffer {
+  struct op {
+    std::string key;
+    std::optional<std::string> value;  // none: remove
+  };
+  std::deque<op> log;                                      // in order; addresses stay put
+  std::unordered_map<std::string_view, std::size_t> last;  // key -> its last op in log
+  std::int64_t size_change = 0;                            // keys added minus keys removed
+};
 
 /// A counted reference to a committed root node (or to nothing: the empty tree), with the
 /// context of its versioned tree: the store its nodes load from, and the reclaimer.
@@ -152,16 +173,22 @@ class tree_view {
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
   [[nodiscard]] bool has(std::string_view key) const;
   /// Number of keys. O(1).
-  [[nodiscard]] std::int64_t size() const { return root_ ? detail::size_of(root_) : 0; }
-  /// Height of the root (0 for one key or none). O(1).
-  [[nodiscard]] int height() const { return root_ ? root_->height : 0; }
-  [[nodiscard]] bool empty() const { return root_ == nullptr; }
+  [[nodiscard]] std::int64_t size() const {
+    return (root_ ? detail::size_of(root_) : 0) + (buffer_ ? buffer_->size_change : 0);
+  }
+  /// Height of the root (0 for one key or none). O(1), after applying deferred writes.
+  [[nodiscard]] int height() const {
+    apply_buffer();
+    return root_ ? root_->height : 0;
+  }
+  [[nodiscard]] bool empty() const { return size() == 0; }
 
-  /// The keys in [start, end) (a missing bound is open) in the given order. O(1); iterating
-  /// visits each entry in amortised O(1).
+  /// The keys in [start, end) (a missing bound is open) in the given order. O(1), after applying
+  /// deferred writes; iterating visits each entry in amortised O(1).
   [[nodiscard]] entry_range range(std::optional<std::string_view> start = std::nullopt,
                                   std::optional<std::string_view> end = std::nullopt,
                                   order o = order::ascending) const {
+    apply_buffer();
     return {root_, keep_, start, end, o};
   }
   /// The entry at position `index` of key order, or nullopt when index is not in [0, size()).
@@ -172,7 +199,10 @@ class tree_view {
   /// Recomputes and checks every node: key order, split keys, AVL balance, heights, sizes,
   /// versions and hashes (those a parent records for its children, and the root hash). O(n).
   /// Throws iavl::error(errc::corruption) naming the first problem.
-  void verify() const { verify_against(known_root_hash()); }
+  void verify() const {
+    apply_buffer();
+    verify_against(known_root_hash());
+  }
 
  protected:
   tree_view() = default;
@@ -182,9 +212,13 @@ class tree_view {
   /// The root hash a snapshot or a hashed working tree records (null if none yet).
   [[nodiscard]] const hash256* known_root_hash() const { return root_hash_known_ ? &root_hash_ : nullptr; }
   void verify_against(const hash256* root_hash) const;
+  /// Applies a deferred working tree's buffered writes to its nodes (reads that need the tree's
+  /// shape call this; a working tree is single-threaded, so it may change under a const read).
+  void apply_buffer() const;
 
-  detail::root_ref keep_;         // a snapshot's root; a working tree's base version root
-  detail::node* root_ = nullptr;  // the root: keep_'s, or one the working tree made
+  detail::write_buffer* buffer_ = nullptr;  // a deferred working tree's pending writes
+  detail::root_ref keep_;                   // a snapshot's root; a working tree's base version root
+  detail::node* root_ = nullptr;            // the root: keep_'s, or one the working tree made
   std::int64_t version_ = 0;
   hash256 root_hash_ = empty_tree_hash();  // valid when root_hash_known_
   bool root_hash_known_ = true;
@@ -202,7 +236,7 @@ class snapshot : public tree_view {
   /// The root hash (SHA-256 of nothing for the empty tree). O(1).
   [[nodiscard]] const hash256& hash() const { return root_hash_; }
   /// A working tree on top of this version, to be committed as version() + 1. O(1).
-  [[nodiscard]] tree branch() const;
+  [[nodiscard]] tree branch(writes mode = writes::immediate) const;
 
  private:
   friend class versioned_tree;
@@ -243,8 +277,12 @@ class tree : public tree_view {
 
   friend class snapshot;
   friend class versioned_tree;
-  explicit tree(const snapshot& base);
+  tree(const snapshot& base, writes mode);
+  friend class tree_view;
   void set_root(std::uintptr_t bits);
+  set_result set_now(std::string_view key, std::string_view value);
+  bool remove_now(std::string_view key);
+  void apply_buffered_writes();
   [[nodiscard]] detail::slot_value root_slot() const;
   [[nodiscard]] detail::write_env write_env();
 
@@ -252,10 +290,11 @@ class tree : public tree_view {
   detail::epoch_pin pin_;                  // keeps the nodes it borrows alive through evictions
   std::vector<detail::node*> own_nodes_;   // valid while root_hash_known_ and own_nodes_known_
   bool own_nodes_known_ = false;
-  std::vector<node_key> orphans_;  // stored nodes of the base version this tree replaced
+  std::vector<node_key> orphans_;                       // stored nodes of the base version this tree replaced
+  std::unique_ptr<detail::write_buffer> owned_buffer_;  // buffer_, for a deferred tree
 };
 
-inline tree snapshot::branch() const { return tree(*this); }
+inline tree snapshot::branch(writes mode) const { return tree(*this, mode); }
 
 }  // namespace iavl
 

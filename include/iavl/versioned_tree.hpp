@@ -2,7 +2,8 @@
 // working trees are committed.
 //
 // Usage per block of a consensus app:
-//     iavl::tree check = db.branch(), deliver = db.branch();   // O(1) each
+//     iavl::tree check = db.branch(iavl::writes::deferred);   // O(1); never applied
+//     iavl::tree deliver = db.branch();                         // O(1)
 //     ... get/set/remove on both ...
 //     iavl::hash256 app_hash = deliver.working_hash();
 //     db.commit(std::move(deliver));                            // becomes version N+1
@@ -78,7 +79,7 @@ class versioned_tree {
   /// The latest committed version ("last commit"). O(1).
   [[nodiscard]] snapshot last_commit() const;
   /// A working tree on top of the last commit. O(1).
-  [[nodiscard]] tree branch() const { return last_commit().branch(); }
+  [[nodiscard]] tree branch(writes mode = writes::immediate) const { return last_commit().branch(mode); }
   /// A kept version. O(1) in memory; with a store, loads that version's root. Throws
   /// errc::version_not_found when it was never committed or was deleted.
   [[nodiscard]] snapshot at(std::int64_t version) const;

@@ -23,6 +23,10 @@ inline void check_sizes(std::string_view key, std::string_view value) {
 }  // namespace detail
 
 inline std::optional<std::string> tree_view::get(std::string_view key) const {
+  if (buffer_) {
+    const auto it = buffer_->last.find(key);
+    if (it != buffer_->last.end()) return buffer_->log[it->second].value;
+  }
   const detail::store_guard guard(ctx());
   const detail::leaf_node* l = detail::find(root_, key, ctx());
   if (!l) return std::nullopt;
@@ -30,11 +34,16 @@ inline std::optional<std::string> tree_view::get(std::string_view key) const {
 }
 
 inline bool tree_view::has(std::string_view key) const {
+  if (buffer_) {
+    const auto it = buffer_->last.find(key);
+    if (it != buffer_->last.end()) return buffer_->log[it->second].value.has_value();
+  }
   const detail::store_guard guard(ctx());
   return detail::find(root_, key, ctx()) != nullptr;
 }
 
 inline std::optional<entry> tree_view::at(std::int64_t index) const {
+  apply_buffer();
   if (index < 0 || index >= size()) return std::nullopt;
   const detail::store_guard guard(ctx());
   const detail::leaf_node* l = detail::leaf_at(root_, index, ctx());
@@ -42,6 +51,7 @@ inline std::optional<entry> tree_view::at(std::int64_t index) const {
 }
 
 inline std::optional<std::int64_t> tree_view::index_of(std::string_view key) const {
+  apply_buffer();
   const detail::store_guard guard(ctx());
   bool found = false;
   const std::int64_t rank = detail::rank_of(root_, key, found, ctx());
@@ -51,12 +61,21 @@ inline std::optional<std::int64_t> tree_view::index_of(std::string_view key) con
 
 // ---- working trees ------------------------------------------------------------------------
 
-inline tree::tree(const snapshot& base)
+inline void tree_view::apply_buffer() const {
+  // Only working trees have a buffer; applying it is their (single-threaded) business.
+  if (buffer_ && !buffer_->log.empty()) static_cast<tree*>(const_cast<tree_view*>(this))->apply_buffered_writes();
+}
+
+inline tree::tree(const snapshot& base, writes mode)
     : tree_view(base.keep_, base.root_, base.version_ + 1),
       root_bits_(base.root_ ? detail::bits_of(base.root_, true) : 0),
       base_hash_(base.root_hash_),
       pin_(base.ctx()) {
   root_hash_ = base.root_hash_;
+  if (mode == writes::deferred) {
+    owned_buffer_ = std::make_unique<detail::write_buffer>();
+    buffer_ = owned_buffer_.get();
+  }
 }
 
 inline tree::tree(tree&& o) noexcept
@@ -66,9 +85,11 @@ inline tree::tree(tree&& o) noexcept
       pin_(std::move(o.pin_)),
       own_nodes_(std::move(o.own_nodes_)),
       own_nodes_known_(std::exchange(o.own_nodes_known_, false)),
-      orphans_(std::move(o.orphans_)) {
+      orphans_(std::move(o.orphans_)),
+      owned_buffer_(std::move(o.owned_buffer_)) {
   root_hash_ = o.root_hash_;
   root_hash_known_ = o.root_hash_known_;
+  buffer_ = std::exchange(o.buffer_, nullptr);
 }
 
 inline tree& tree::operator=(tree&& o) noexcept {
@@ -85,6 +106,8 @@ inline tree& tree::operator=(tree&& o) noexcept {
     own_nodes_ = std::move(o.own_nodes_);
     own_nodes_known_ = std::exchange(o.own_nodes_known_, false);
     orphans_ = std::move(o.orphans_);
+    owned_buffer_ = std::move(o.owned_buffer_);
+    buffer_ = std::exchange(o.buffer_, nullptr);
   }
   return *this;
 }
@@ -109,6 +132,45 @@ inline void tree::set_root(std::uintptr_t bits) {
 
 inline set_result tree::set(std::string_view key, std::string_view value) {
   detail::check_sizes(key, value);
+  if (!buffer_) return set_now(key, value);
+  const bool existed = has(key);
+  const auto it = buffer_->last.find(key);
+  if (it != buffer_->last.end() && buffer_->log[it->second].value) {
+    buffer_->log[it->second].value.emplace(value);  // sets of a key in a row leave one tree
+  } else {
+    buffer_->log.push_back({std::string(key), std::string(value)});
+    buffer_->last[buffer_->log.back().key] = buffer_->log.size() - 1;
+  }
+  if (!existed) ++buffer_->size_change;
+  return existed ? set_result::updated : set_result::inserted;
+}
+
+inline bool tree::remove(std::string_view key) {
+  if (!buffer_) return remove_now(key);
+  if (!has(key)) return false;
+  buffer_->log.push_back({std::string(key), std::nullopt});
+  buffer_->last[buffer_->log.back().key] = buffer_->log.size() - 1;
+  --buffer_->size_change;
+  return true;
+}
+
+inline void tree::apply_buffered_writes() {
+  detail::write_buffer& b = *buffer_;
+  buffer_ = nullptr;  // so that the writes below go to the nodes
+  for (const auto& op : b.log) {
+    if (op.value) {
+      (void)set_now(op.key, *op.value);
+    } else {
+      (void)remove_now(op.key);
+    }
+  }
+  b.log.clear();
+  b.last.clear();
+  b.size_change = 0;
+  buffer_ = &b;
+}
+
+inline set_result tree::set_now(std::string_view key, std::string_view value) {
   const detail::store_guard guard(ctx());
   detail::node* fresh = nullptr;
   bool updated = false;
@@ -126,7 +188,7 @@ inline set_result tree::set(std::string_view key, std::string_view value) {
   return updated ? set_result::updated : set_result::inserted;
 }
 
-inline bool tree::remove(std::string_view key) {
+inline bool tree::remove_now(std::string_view key) {
   const detail::store_guard guard(ctx());
   if (!has(key)) return false;  // cosmos/iavl leaves the tree untouched then
   std::optional<std::string> new_key;
@@ -150,6 +212,7 @@ inline hash256 tree::working_hash() {
 }
 
 inline const std::vector<detail::node*>& tree::own_nodes() {
+  apply_buffer();
   if (root_hash_known_ && own_nodes_known_) return own_nodes_;
   const detail::store_guard guard(ctx());
   own_nodes_.clear();
