@@ -80,3 +80,57 @@ void reclaimer::run() {
 }
 
 }  // namespace iavl::detail
+
+namespace iavl::detail {
+
+void helper_thread::start() {
+  std::lock_guard lock(mutex_);
+  if (running_) return;
+  running_ = true;
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void helper_thread::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!running_) return;
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+  std::lock_guard lock(mutex_);
+  running_ = false;
+}
+
+void helper_thread::both(const std::function<void()>& a, const std::function<void()>& b) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!running_ || stopping_ || task_) {  // no helper, or it is busy with another caller's half
+      a();
+      b();
+      return;
+    }
+    task_ = &a;
+  }
+  wake_.notify_one();
+  b();
+  std::unique_lock lock(mutex_);
+  done_.wait(lock, [&] { return task_ == nullptr; });
+}
+
+void helper_thread::run() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stopping_ || task_; });
+    if (!task_) return;
+    const std::function<void()>* task = task_;
+    lock.unlock();
+    (*task)();
+    lock.lock();
+    task_ = nullptr;
+    done_.notify_all();
+  }
+}
+
+}  // namespace iavl::detail

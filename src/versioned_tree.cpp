@@ -72,6 +72,7 @@ versioned_tree::versioned_tree(options opts)
     : opts_(std::move(opts)), ctx_(std::make_shared<detail::store_context>(opts_.store)) {
   latest_ = snapshot(detail::root_ref(nullptr, ctx_), 0, empty_tree_hash());
   ctx_->reclaim().start();
+  ctx_->helper().start();
   if (!opts_.store) return;
   cache_ = std::make_unique<detail::node_cache>(opts_.cache_bytes);
   open_store();
@@ -92,6 +93,7 @@ versioned_tree::~versioned_tree() {
   stop_pruner();
   // Snapshots may outlive the tree; what they drop later is freed by whoever drops it.
   ctx_->reclaim().stop();
+  ctx_->helper().stop();
 }
 
 void versioned_tree::open_store() {

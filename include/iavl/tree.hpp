@@ -283,6 +283,7 @@ class tree : public tree_view {
   set_result set_now(std::string_view key, std::string_view value);
   bool remove_now(std::string_view key);
   void apply_buffered_writes();
+  [[nodiscard]] bool split_hashing();
   [[nodiscard]] detail::slot_value root_slot() const;
   [[nodiscard]] detail::write_env write_env();
 

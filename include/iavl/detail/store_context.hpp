@@ -75,6 +75,32 @@ class reclaimer {
   std::thread thread_;
 };
 
+/// A second thread for work that can be split in two, such as hashing the two halves of a
+/// block's new nodes at once.
+class helper_thread {
+ public:
+  helper_thread() = default;
+  helper_thread(const helper_thread&) = delete;
+  helper_thread& operator=(const helper_thread&) = delete;
+  ~helper_thread() { stop(); }
+
+  void start();
+  void stop();
+  /// Runs `a` on the helper and `b` on the caller; returns when both are done (both on the
+  /// caller when the helper is not running). `a` must not throw.
+  void both(const std::function<void()>& a, const std::function<void()>& b);
+
+ private:
+  void run();
+
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void()>* task_ = nullptr;
+  bool running_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 class store_context {
  public:
   /// `store` may be null: a tree in memory shares only the reclaimer.
@@ -84,6 +110,7 @@ class store_context {
   [[nodiscard]] node_store& store() const { return *store_; }
   [[nodiscard]] memory_account& account() const { return account_; }
   [[nodiscard]] reclaimer& reclaim() const { return reclaimer_; }
+  [[nodiscard]] helper_thread& helper() const { return helper_; }
 
   /// Reads and decodes the node stored under `key` (one reference, not counted in account()).
   /// Throws iavl::error: corruption when the node is missing or damaged, io_error.
@@ -99,6 +126,7 @@ class store_context {
   std::shared_ptr<node_store> store_;
   mutable memory_account account_;
   mutable reclaimer reclaimer_;
+  mutable helper_thread helper_;
 };
 
 /// The context the tree algorithms take: the store's, or null for a tree without a store.

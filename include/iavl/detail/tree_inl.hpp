@@ -211,13 +211,36 @@ inline hash256 tree::working_hash() {
   return root_hash_;
 }
 
+// Hashes the root's two subtrees at once, the right one on the helper thread, when both are new
+// and unhashed (a large write set). Returns false, having done nothing, otherwise.
+inline bool tree::split_hashing() {
+  auto* root = detail::as_inner(root_);
+  if (root_->is_leaf() || root->child_hash_valid(0) || root->child_hash_valid(1)) return false;
+  std::vector<detail::node*> right_nodes;
+  const detail::store_context* store = ctx();
+  keep_.family()->helper().both(
+      [&] {
+        root->facts().child_hash[1] = detail::hash_of(detail::pointer_of(root->child[1].bits()), store, &right_nodes);
+      },
+      [&] {
+        root->facts().child_hash[0] = detail::hash_of(detail::pointer_of(root->child[0].bits()), store, &own_nodes_);
+      });
+  root->facts().hash_valid = 3;
+  own_nodes_.insert(own_nodes_.end(), right_nodes.begin(), right_nodes.end());  // still children first
+  own_nodes_.push_back(root_);
+  root_hash_ = detail::hash_of(root_, store, nullptr);
+  return true;
+}
+
 inline const std::vector<detail::node*>& tree::own_nodes() {
   apply_buffer();
   if (root_hash_known_ && own_nodes_known_) return own_nodes_;
   const detail::store_guard guard(ctx());
   own_nodes_.clear();
   const bool own_root = root_ && detail::hold_of(root_bits_) == detail::hold::own;
-  if (!root_hash_known_) {
+  if (!root_hash_known_ && own_root && keep_.family() && split_hashing()) {
+    root_hash_known_ = true;
+  } else if (!root_hash_known_) {
     root_hash_ = detail::hash_of(root_, ctx(), own_root ? &own_nodes_ : nullptr);
     root_hash_known_ = true;
   } else if (own_root) {
