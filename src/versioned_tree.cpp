@@ -444,4 +444,21 @@ void versioned_tree::prune(std::int64_t version) {
   on_store_.erase(version);
 }
 
+// ---- state sync -----------------------------------------------------------------------------
+
+snapshot versioned_tree::adopt_import(std::int64_t version, const std::optional<node_key>& root, const hash256& hash,
+                                      write_batch& last) {
+  const root_record record{root, hash};
+  last.put_meta.emplace_back(root_name(version), encode_root(root, hash));
+  opts_.store->write(last, opts_.sync);
+  {
+    std::lock_guard lock(mutex_);
+    on_store_[version] = record;  // from here on, the version exists
+  }
+  snapshot s = load_version(version, record);
+  std::lock_guard lock(mutex_);
+  latest_ = s;
+  return s;
+}
+
 }  // namespace iavl

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -253,6 +254,14 @@ class tree : public tree_view {
 };
 
 inline tree snapshot::branch() const { return tree(*this); }
+
+/// Reports how far a long operation got: `done` of `total` units (nodes, for the operations
+/// that take one). Called on the operation's thread.
+using progress_fn = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+/// snapshot::verify() for a large tree, calling `progress` (checked nodes, of 2 * size() - 1)
+/// every 65,536 nodes and at the end. Same checks, costs and errors.
+void verify(const snapshot& s, const progress_fn& progress);
 
 }  // namespace iavl
 
