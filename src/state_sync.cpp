@@ -287,8 +287,7 @@ namespace detail {
 // numbered (its version's next nonce) and its record written before its parent's, which names it.
 class importer {
  public:
-  importer(versioned_tree& db, std::istream& in, const import_options& options)
-      : db_(db), in_(in), options_(options) {}
+  importer(versioned_tree& db, std::istream& in, const import_options& options) : db_(db), in_(in), options_(options) {}
 
   snapshot run() {
     std::lock_guard serial(db_.commit_mutex_);
@@ -349,7 +348,8 @@ class importer {
     }
     version_ = static_cast<std::int64_t>(version);
     keys_ = in_.uvarint("key count");
-    if (keys_ > static_cast<std::uint64_t>(detail::max_size)) corrupt("key count " + std::to_string(keys_) + " out of range");
+    if (keys_ > static_cast<std::uint64_t>(detail::max_size))
+      corrupt("key count " + std::to_string(keys_) + " out of range");
   }
 
   [[nodiscard]] std::string where() const { return in_.where(); }
@@ -426,8 +426,8 @@ class importer {
     if (leaves_ != keys_) {
       corrupt(std::to_string(leaves_) + " leaves where the header announces " + std::to_string(keys_) + " keys");
     }
-    if (count != nodes_) corrupt("the trailer counts " + std::to_string(count) + " nodes, the stream holds " +
-                                 std::to_string(nodes_));
+    if (count != nodes_)
+      corrupt("the trailer counts " + std::to_string(count) + " nodes, the stream holds " + std::to_string(nodes_));
     if (stack_.size() != (keys_ > 0 ? 1 : 0)) {
       corrupt("the stream ends with " + std::to_string(stack_.size()) + " subtrees not joined into one tree");
     }
