@@ -16,9 +16,9 @@ namespace {
 
 iavl::versioned_tree open_app(const std::filesystem::path& dir) {
   iavl::options opts;
-  opts.store = iavl::open_leveldb_store(dir.string());         // created if missing
-  opts.keep = {.keep_recent = 3, .keep_every = 5};             // applied at each commit
-  return iavl::versioned_tree(opts);                           // continues from the latest version
+  opts.store = iavl::open_leveldb_store(dir.string());  // created if missing
+  opts.keep = {.keep_recent = 3, .keep_every = 5};      // applied at each commit
+  return iavl::versioned_tree(opts);                    // continues from the latest version
 }
 
 // One block of transfers: transaction `tx` moves `tx` from one account to another.

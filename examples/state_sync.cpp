@@ -43,8 +43,7 @@ int main(int argc, char** argv) {
     app_hash = latest.hash();
     std::ofstream out(stream_path, std::ios::binary);
     const std::uint64_t nodes = iavl::export_state(latest, out);
-    std::cout << "exported version " << latest.version() << ": " << nodes << " nodes, root " << app_hash.hex()
-              << '\n';
+    std::cout << "exported version " << latest.version() << ": " << nodes << " nodes, root " << app_hash.hex() << '\n';
   }
 
   // A new node: imports the stream, checking it against the app hash it trusts.

@@ -15,7 +15,8 @@
 // pending subtrees (at most one per level) and one batch of node records (a few MiB), plus
 // the next nonce of each node version it met.
 //
-// Thread-safety: export_state reads an immutable snapshot and may run while the tree commits.
+// Thread-safety: export_state reads an immutable snapshot and may run while the tree commits;
+// the version must stay kept meanwhile (nodes it reads from the store must not be pruned).
 // import_state holds the tree's commit lock: other threads' commits and version management wait.
 #pragma once
 
