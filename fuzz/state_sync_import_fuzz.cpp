@@ -26,25 +26,32 @@ std::size_t stored_nodes(const iavl::node_store& store) {
   return n;
 }
 
+iavl::options in_memory_store() {
+  iavl::options opts;
+  opts.store = iavl::open_memory_store();
+  return opts;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  auto store = iavl::open_memory_store();
-  iavl::versioned_tree db(iavl::options{.store = store});
+  const iavl::options opts = in_memory_store();
+  const iavl::node_store& store = *opts.store;
+  iavl::versioned_tree db(opts);
   std::istringstream in(std::string(reinterpret_cast<const char*>(data), size));
   iavl::snapshot imported;
   try {
     imported = iavl::import_state(db, in);
   } catch (const iavl::error& e) {
     check(e.code() == iavl::errc::corruption, "import failed with a code other than corruption");
-    check(stored_nodes(*store) == 0, "a failed import left nodes behind");
+    check(stored_nodes(store) == 0, "a failed import left nodes behind");
     check(db.versions().empty(), "a failed import left a version");
     return 0;
   }
   imported.verify();  // throws (and so crashes the target) if the imported tree is damaged
   std::ostringstream out;
   iavl::export_state(imported, out);
-  iavl::versioned_tree again(iavl::options{.store = iavl::open_memory_store()});
+  iavl::versioned_tree again(in_memory_store());
   std::istringstream back(out.str());
   check(iavl::import_state(again, back).hash() == imported.hash(), "re-export imports to another hash");
   return 0;
