@@ -8,11 +8,17 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <iostream>
+#include <istream>
 #include <memory>
+#include <ostream>
+#include <sstream>
+#include <streambuf>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "stores.hpp"
@@ -33,10 +39,22 @@ std::string fixture_params(const config& c, const std::string& sep) {
   return std::to_string(c.keys) + sep + std::to_string(c.key_len) + sep + std::to_string(c.value_len);
 }
 
-enum class scenario { query_hit, query_miss, update, insert, block, iterate, commit_only };
+enum class scenario {
+  query_hit,
+  query_miss,
+  update,
+  insert,
+  block,
+  iterate,
+  commit_only,
+  export_state,  // the tree's own: state sync and proofs
+  import_state,
+  proofs
+};
 
 const char* name_of(scenario s) {
-  constexpr std::array names = {"query_hit", "query_miss", "update", "insert", "block", "iterate", "commit_only"};
+  constexpr std::array names = {"query_hit", "query_miss",  "update",       "insert",       "block",
+                                "iterate",   "commit_only", "export_state", "import_state", "proofs"};
   return names[static_cast<std::size_t>(s)];
 }
 
@@ -147,6 +165,86 @@ void report_commits(benchmark::State& state, const std::vector<double>& commit_s
   state.counters["commit_p99_us"] = percentile(commit_seconds, 0.99) * 1e6;
 }
 
+/// Swallows what is written: the export is timed without the cost of keeping the stream.
+class null_buf : public std::streambuf {
+ protected:
+  int_type overflow(int_type c) override { return traits_type::not_eof(c); }
+  std::streamsize xsputn(const char*, std::streamsize n) override { return n; }
+};
+
+/// Reads a string in place (an istringstream would copy the stream first).
+class view_buf : public std::streambuf {
+ public:
+  explicit view_buf(std::string& s) { setg(s.data(), s.data(), s.data() + s.size()); }
+};
+
+constexpr std::size_t proof_batch = 1000;
+
+/// The scenarios of the tree alone: export and import of the last commit (state sync), and
+/// batches of proofs of random present keys.
+void run_tree_only(benchmark::State& state, scenario sc, store_kind kind, const iavl::snapshot& last, rng& r,
+                   key_maker& key) {
+  const auto n = static_cast<std::uint64_t>(last.size());
+  double seconds = 0;
+  std::uint64_t done = 0;
+  switch (sc) {
+    case scenario::export_state: {
+      for (auto _ : state) {
+        null_buf sink;
+        std::ostream out(&sink);
+        stopwatch sw;
+        done += iavl::export_state(last, out);
+        seconds += sw.seconds();
+      }
+      state.counters["nodes_per_s"] = static_cast<double>(done) / seconds;
+      break;
+    }
+    case scenario::import_state: {
+      std::ostringstream exported;  // once, untimed
+      iavl::export_state(last, exported);
+      std::string stream = std::move(exported).str();
+      const std::filesystem::path dir = data_dir / "import";
+      for (auto _ : state) {
+        state.PauseTiming();
+        std::filesystem::remove_all(dir);
+        std::unique_ptr<iavl::versioned_tree> db = make_db(kind, dir);
+        view_buf source(stream);
+        std::istream in(&source);
+        state.ResumeTiming();
+        stopwatch sw;
+        benchmark::DoNotOptimize(iavl::import_state(*db, in));
+        seconds += sw.seconds();
+        done += 2 * n - 1;
+        state.PauseTiming();
+        db.reset();
+        std::filesystem::remove_all(dir);
+        state.ResumeTiming();
+      }
+      state.counters["nodes_per_s"] = static_cast<double>(done) / seconds;
+      break;
+    }
+    case scenario::proofs: {
+      std::vector<std::string> keys;
+      for (auto _ : state) {
+        state.PauseTiming();
+        keys.clear();
+        for (std::size_t i = 0; i < proof_batch; ++i) keys.emplace_back(key(existing_keys, r.below(n)));
+        std::sort(keys.begin(), keys.end());
+        keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+        state.ResumeTiming();
+        stopwatch sw;
+        const std::vector<std::string> proofs = iavl::batch_proofs(last, keys);
+        seconds += sw.seconds();
+        done += proofs.size();
+        benchmark::DoNotOptimize(proofs.data());
+      }
+      state.counters["proofs_per_s"] = static_cast<double>(done) / seconds;
+      break;
+    }
+    default: break;
+  }
+}
+
 /// One benchmark: scenario `sc` on store `kind` with parameters `c`.
 template <class Db>
 void run(benchmark::State& state, scenario sc, store_kind kind, const config& c) {
@@ -228,6 +326,11 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
       state.SetItemsProcessed(entries);
       break;
     }
+    case scenario::export_state:
+    case scenario::import_state:
+    case scenario::proofs:
+      if constexpr (std::is_same_v<Db, iavl_db>) run_tree_only(state, sc, kind, db.last_commit(), r, key);
+      break;
     case scenario::commit_only: {
       std::vector<double> commit_seconds;
       for (auto _ : state) {
@@ -290,12 +393,25 @@ void register_store(store_kind kind, const config& c, bool smoke) {
   }
 }
 
+/// State sync and proofs, which the baselines have not. An import goes into a new store of the
+/// benchmark's kind (nodb has none: it has no import).
+void register_tree_only(store_kind kind, const config& c) {
+  for (scenario sc : {scenario::export_state, scenario::import_state, scenario::proofs}) {
+    if (kind == store_kind::nodb && sc == scenario::import_state) continue;
+    const std::string name =
+        std::string(name_of(sc)) + "/" + name_of(kind) + "/" + fixture_params(c, "/") + "/" + std::to_string(c.block);
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { run<iavl_db>(s, sc, kind, c); });
+    b->Unit(benchmark::kMillisecond)->UseRealTime();
+  }
+}
+
 void register_all(const std::string& which) {
   // Grouped by initial keys, so that each fixture is loaded once per process.
   const bool smoke = which == "smoke";
   for (const config& c : sweep(which)) {
     for (store_kind kind : {store_kind::nodb, store_kind::mem, store_kind::leveldb}) {
       register_store<iavl_db>(kind, c, smoke);
+      register_tree_only(kind, c);  // on the same loaded store
     }
     register_store<map_db>(store_kind::std_map, c, smoke);
     register_store<leveldb_db>(store_kind::raw_leveldb, c, smoke);

@@ -79,6 +79,8 @@ class iavl_db {
     check_ = check_branch();  // check resets to the new last commit
     deliver_ = last_.branch();
   }
+  /// The last commit, for the scenarios only the tree has (state sync, proofs).
+  [[nodiscard]] const iavl::snapshot& last_commit() const { return last_; }
   std::size_t scan(std::string_view start, std::size_t n) const {
     std::size_t bytes = 0, seen = 0;
     for (auto [key, value] : last_.range(start)) {

@@ -23,6 +23,7 @@ from collections import defaultdict
 
 STORES = ["nodb", "mem", "leveldb", "std_map", "raw_leveldb"]
 SCENARIOS = ["query_hit", "query_miss", "update", "insert", "block", "iterate", "commit_only"]
+TREE_ONLY = {"export_state": "nodes_per_s", "import_state": "nodes_per_s", "proofs": "proofs_per_s"}  # and counter
 DEFAULT_CONFIGS = [(1000000, 32, 100, 1000), (100000, 16, 40, 100)]  # bench/iavl_bench.cpp sweep("default")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -105,6 +106,12 @@ def tables(results, config):
                cell(results, block, lambda r: fmt(r.get("disk_bytes_per_key"))),
                fmt(max(r.get("rss_bytes", 0) for r in runs) / 2 ** 20)]
         lines.append(f"| {s} | " + " | ".join(row) + " |")
+    own = [s for s in stores if any((sc, s, *config) in results for sc in TREE_ONLY)]
+    if own:
+        lines += ["", "| store | export nodes/s | import nodes/s | proofs/s |", "|---" * 4 + "|"]
+        for s in own:
+            row = [cell(results, (sc, s, *config), lambda r, c=counter: fmt(r.get(c))) for sc, counter in TREE_ONLY.items()]
+            lines.append(f"| {s} | " + " | ".join(row) + " |")
     if config in EARLIER:
         lines += ["", f"Earlier figures at this configuration, µs per transaction: {EARLIER[config]}."]
     return lines + [""]

@@ -135,6 +135,7 @@ node* decode_node(node_key key, std::string_view bytes) {
   } else if (kind == inner_kind) {
     const std::string_view k = r.sized(max_key_size, "key");
     inner_node* in = make_inner(k, key.version);
+    in->height = 1;  // inner until the children give the height: free_node() sizes a node by its kind
     n = in;
     try {
       r.child(in, 0);

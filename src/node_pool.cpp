@@ -83,7 +83,7 @@ struct thread_cache {
     }
     char* slab = static_cast<char*>(::operator new(slab_bytes));
     for (std::size_t off = 0; off + object <= slab_bytes; off += object) lists[c].push(slab + off);
-  }
+  }  // NOLINT(clang-analyzer-cplusplus.NewDeleteLeaks): slabs live as long as the process, by design
 
   void spill(std::size_t c) {
     free_list surplus = lists[c].split(batch);

@@ -9,6 +9,7 @@
 #include "iavl/detail/encoding.hpp"
 #include "iavl/detail/epoch.hpp"
 #include "iavl/detail/node.hpp"
+#include "iavl/detail/snapshot_access.hpp"
 #include "iavl/detail/store_context.hpp"
 #include "iavl/errors.hpp"
 
@@ -33,13 +34,7 @@ using detail::store_context;
 /// The one place that reads a child: loaded from the store when it is not in memory.
 const node* child_of(const inner_node* n, int side, const store_context* ctx) { return detail::child(n, side, ctx); }
 
-/// snapshot keeps its root to itself; a copy of it (one reference count) lends it to us.
-class snapshot_root : public snapshot {
- public:
-  explicit snapshot_root(const snapshot& s) : snapshot(s) {}
-  [[nodiscard]] const node* get() const { return root_; }
-  [[nodiscard]] const store_context* ctx() const { return tree_view::ctx(); }
-};
+using detail::snapshot_root;
 
 constexpr char hash_length_byte = 32;  // the length prefix of every child hash in a node preimage
 

@@ -1,6 +1,7 @@
 // tree_view::verify(): recomputes every invariant from the nodes themselves.
 #include <string>
 
+#include "iavl/detail/snapshot_access.hpp"
 #include "iavl/detail/tree_inl.hpp"
 
 namespace iavl {
@@ -24,9 +25,21 @@ struct subtree_facts {
                                     std::to_string(n->version()) + "): " + what);
 }
 
-subtree_facts check_child(const detail::inner_node* parent, int i, const detail::store_context* ctx);
+// Nodes checked so far, for a progress callback.
+struct tally {
+  const progress_fn* progress = nullptr;
+  std::uint64_t done = 0;
+  std::uint64_t total = 0;
+  void count() {
+    ++done;
+    if (progress && *progress && (done % 65536 == 0 || done == total)) (*progress)(done, total);
+  }
+};
 
-subtree_facts check(const detail::node* n, std::int64_t max_version, const detail::store_context* ctx) {
+subtree_facts check_child(const detail::inner_node* parent, int i, const detail::store_context* ctx, tally& t);
+
+subtree_facts check(const detail::node* n, std::int64_t max_version, const detail::store_context* ctx, tally& t) {
+  t.count();
   if (n->version() < 1 || n->version() > max_version) {
     fail(n, "version out of range 1.." + std::to_string(max_version));
   }
@@ -36,8 +49,8 @@ subtree_facts check(const detail::node* n, std::int64_t max_version, const detai
   }
   const auto* in = detail::as_inner(n);
   if (!in->child[0].bits() || !in->child[1].bits()) fail(n, "inner node without two children");
-  subtree_facts l = check_child(in, 0, ctx);
-  subtree_facts r = check_child(in, 1, ctx);
+  subtree_facts l = check_child(in, 0, ctx, t);
+  subtree_facts r = check_child(in, 1, ctx, t);
   if (!(l.max_key < in->key())) fail(n, "left subtree holds a key not below the split key");
   if (r.min_key != in->key()) fail(n, "split key is not the smallest key of the right subtree");
   const int height = std::max(l.height, r.height) + 1;
@@ -51,7 +64,7 @@ subtree_facts check(const detail::node* n, std::int64_t max_version, const detai
 // Checks child i of `parent`, and what the parent records of it. A child that is not in memory
 // is loaded for the check only, so that verifying a large stored tree needs memory for one path,
 // not for the tree.
-subtree_facts check_child(const detail::inner_node* parent, int i, const detail::store_context* ctx) {
+subtree_facts check_child(const detail::inner_node* parent, int i, const detail::store_context* ctx, tally& t) {
   const detail::node* c = parent->child[i].loaded();
   detail::root_ref temporary;
   if (!c) {
@@ -62,7 +75,7 @@ subtree_facts check_child(const detail::inner_node* parent, int i, const detail:
     fail(parent, "records height " + std::to_string(parent->facts().child_height[i]) + " for a child of height " +
                      std::to_string(c->height));
   }
-  subtree_facts f = check(c, parent->version(), ctx);
+  subtree_facts f = check(c, parent->version(), ctx, t);
   if (f.size != parent->facts().child_size[i]) {
     fail(parent, "records size " + std::to_string(parent->facts().child_size[i]) + " for a child of size " +
                      std::to_string(f.size));
@@ -73,18 +86,31 @@ subtree_facts check_child(const detail::inner_node* parent, int i, const detail:
   return f;
 }
 
-}  // namespace
-
-void tree_view::verify_against(const hash256* root_hash) const {
-  const detail::store_guard guard(ctx());
-  if (!root_) {
+// Checks the tree below `root` (null: empty) of `version`, and its hash when `root_hash` is given.
+void verify_tree(const detail::node* root, std::int64_t version, const detail::store_context* ctx,
+                 const hash256* root_hash, tally& t) {
+  const detail::store_guard guard(ctx);
+  if (!root) {
     if (root_hash && !(*root_hash == empty_tree_hash())) {
       throw error(errc::corruption, "verify: an empty tree with a root hash other than the empty hash");
     }
     return;
   }
-  const subtree_facts f = check(root_, version_, ctx());
-  if (root_hash && !(*root_hash == f.hash)) fail(root_, "the root hash differs from the recomputed one");
+  const subtree_facts f = check(root, version, ctx, t);
+  if (root_hash && !(*root_hash == f.hash)) fail(root, "the root hash differs from the recomputed one");
+}
+
+}  // namespace
+
+void tree_view::verify_against(const hash256* root_hash) const {
+  tally t;
+  verify_tree(root_, version_, ctx(), root_hash, t);
+}
+
+void verify(const snapshot& s, const progress_fn& progress) {
+  const detail::snapshot_root r(s);
+  tally t{&progress, 0, s.empty() ? 0 : 2 * static_cast<std::uint64_t>(s.size()) - 1};
+  verify_tree(r.get(), s.version(), r.ctx(), &s.hash(), t);
 }
 
 }  // namespace iavl

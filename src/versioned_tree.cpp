@@ -431,17 +431,16 @@ void versioned_tree::rollback_to(std::int64_t version) {
     orphans_.erase(orphans_.upper_bound(version), orphans_.end());
     latest_ = std::move(reloaded);
   }
-  write_batch nodes;
-  const auto flush = [&] {
-    store.write(nodes, true);
-    nodes.delete_nodes.clear();
-  };
-  store.scan_nodes(version + 1, INT64_MAX, [&](node_key k) {
-    nodes.delete_nodes.push_back(k);
-    if (nodes.delete_nodes.size() >= 100000) flush();
-    return true;
-  });
-  if (!nodes.empty()) flush();
+  // Scan, then write (a store may not take writes from inside its own scan), in bounded rounds.
+  for (bool more = true; more;) {
+    write_batch nodes;
+    store.scan_nodes(version + 1, INT64_MAX, [&](node_key k) {
+      nodes.delete_nodes.push_back(k);
+      return nodes.delete_nodes.size() < 100000;
+    });
+    more = nodes.delete_nodes.size() == 100000;
+    if (!nodes.empty()) store.write(nodes, true);
+  }
 }
 
 // ---- background pruning --------------------------------------------------------------------
@@ -454,6 +453,10 @@ void versioned_tree::wait_for_pruning() {
 
 void versioned_tree::stop_pruner() {
   if (!pruner_.joinable()) return;
+  try {
+    wait_for_pruning();     // deletions the retention policy scheduled are finished, not forgotten
+  } catch (const error&) {  // the versions stay; a later opening prunes them again
+  }
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -555,6 +558,23 @@ void versioned_tree::walk_orphans(std::int64_t version, std::int64_t previous, c
     batch.delete_nodes.push_back(k);
     if (stored_children(store, k, children)) stack.insert(stack.end(), children, children + 2);
   }
+}
+
+// ---- state sync -----------------------------------------------------------------------------
+
+snapshot versioned_tree::adopt_import(std::int64_t version, const std::optional<node_key>& root, const hash256& hash,
+                                      write_batch& last) {
+  const root_record record{root, hash};
+  last.put_meta.emplace_back(root_name(version), encode_root(root, hash));
+  opts_.store->write(last, opts_.sync);
+  {
+    std::lock_guard lock(mutex_);
+    on_store_[version] = record;  // from here on, the version exists
+  }
+  snapshot s = load_version(version, record);
+  std::lock_guard lock(mutex_);
+  latest_ = s;
+  return s;
 }
 
 }  // namespace iavl

@@ -9,6 +9,7 @@
 
 #include "iavl/iavl.hpp"
 #include "iavl/leveldb_store.hpp"
+#include "support/failing_store.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -375,6 +376,21 @@ TYPED_TEST(StoredTree, ASmallCacheStaysWithinBudgetAndReadsStayRight) {
   EXPECT_GT(peak, 0);
 }
 
+// More nodes to delete than one rollback batch takes (the memory store also must not be written
+// from inside its own scan).
+TEST(Rollback, DeletesVersionsOfMoreThanOneBatch) {
+  auto store = iavl::open_memory_store();
+  iavl::versioned_tree db(iavl::options{.store = store});
+  (void)db.commit(db.branch());
+  iavl::tree t = db.branch();
+  for (int i = 0; i < 60000; ++i) t.set("key" + std::to_string(i), "v");
+  (void)db.commit(std::move(t));
+  ASSERT_GT(stored_nodes(*store), 100000u);
+  db.rollback_to(1);
+  EXPECT_EQ(stored_nodes(*store), 0u);
+  EXPECT_EQ(db.latest_version(), 1);
+}
+
 TYPED_TEST(StoredTree, EmptyTreesAndEmptyKeysPersist) {
   {
     iavl::versioned_tree db(this->opts());
@@ -403,25 +419,7 @@ TYPED_TEST(StoredTree, TreesOfAnotherDatabaseAreStale) {
 
 // ---- failures -----------------------------------------------------------------------------------
 
-// Passes everything to a memory store, but fails writes while `fail_writes` is set.
-class failing_store : public iavl::node_store {
- public:
-  bool fail_writes = false;
-  bool read_node(iavl::node_key k, std::string& out) const override { return inner->read_node(k, out); }
-  bool read_meta(std::string_view n, std::string& out) const override { return inner->read_meta(n, out); }
-  void scan_meta(std::string_view p, const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    inner->scan_meta(p, fn);
-  }
-  void scan_nodes(std::int64_t a, std::int64_t b, const std::function<bool(iavl::node_key)>& fn) const override {
-    inner->scan_nodes(a, b, fn);
-  }
-  void write(const iavl::write_batch& batch, bool sync) override {
-    if (fail_writes) throw iavl::error(iavl::errc::io_error, "injected write failure");
-    inner->write(batch, sync);
-  }
-  std::uint64_t size_bytes() const override { return inner->size_bytes(); }
-  std::shared_ptr<iavl::node_store> inner = iavl::open_memory_store();
-};
+using test_support::failing_store;  // fails writes while `fail_writes` is set
 
 TEST(StoreFailures, AFailedCommitChangesNothingAndCanBeRetried) {
   auto store = std::make_shared<failing_store>();

@@ -34,6 +34,57 @@ check "prune keeps the last 2" "versions: 2-3" "$("$bin" prune --db "$db" --keep
 check "rollback" "2" "$("$bin" rollback --db "$db" --to 2 | cut -d' ' -f1)"
 check "after rollback" "versions: 2" "$("$bin" info --db "$db" | tail -n 1)"
 
+# State sync: export a database, import it into a new one, the same latest line.
+src=$dir/sync-src
+printf 'set 01 ff\nset 02 -\nset 03 aa\ncommit\nremove 02\nset 04 bb\ncommit\nset 05 cc\ncommit\n' |
+  "$bin" replay --db "$src" >/dev/null
+check "export prints the exported version" "$("$bin" info --db "$src" | head -n 1)" \
+  "$("$bin" export --db "$src" "$dir/latest.sync" 2>"$dir/export.err")"
+check "export is quiet when piped" "" "$(cat "$dir/export.err")"
+check "import prints the imported version" "$("$bin" info --db "$src" | head -n 1)" \
+  "$("$bin" import --db "$dir/sync-dst" "$dir/latest.sync" 2>"$dir/import.err")"
+check "import is quiet when piped" "" "$(cat "$dir/import.err")"
+check "imported database: same info line" "$("$bin" info --db "$src" | head -n 1)" "$("$bin" info --db "$dir/sync-dst" | head -n 1)"
+check "imported database: one version" "versions: 3" "$("$bin" info --db "$dir/sync-dst" | tail -n 1)"
+check "imported database verifies" "ok 3" "$("$bin" verify --db "$dir/sync-dst" | cut -d' ' -f1-2)"
+check "imported database continues" "4" "$(printf 'set 06 dd\ncommit\n' | "$bin" replay --db "$dir/sync-dst" | cut -d' ' -f1)"
+"$bin" export --db "$src" --version 2 - | "$bin" import --db "$dir/sync-v2" - >/dev/null
+check "an older version through a pipe" "$("$bin" verify --db "$src" --version 2)" "$("$bin" verify --db "$dir/sync-v2")"
+root2=$("$bin" info --db "$dir/sync-v2" | head -n 1 | cut -d' ' -f2)
+"$bin" import --db "$dir/sync-checked" --root-hash "$root2" "$dir/latest.sync" >/dev/null 2>"$dir/err"; status=$?
+check "import with another --root-hash exits 1" 1 $status
+grep -q "expected" "$dir/err" && echo "ok   import with another --root-hash says why" || { echo "FAIL: $(cat "$dir/err")"; fail=1; }
+test ! -e "$dir/sync-checked" && echo "ok   a failed import removes the database it created" ||
+  { echo "FAIL a failed import left $dir/sync-checked"; fail=1; }
+err=$("$bin" import --db "$src" "$dir/latest.sync" 2>&1 >/dev/null); status=$?
+check "import into a database with versions exits 1" 1 $status
+case "$err" in *invalid_argument*) echo "ok   import into a database with versions: invalid_argument" ;; *) echo "FAIL: $err"; fail=1 ;; esac
+head -c 100 "$dir/latest.sync" >"$dir/truncated.sync"
+err=$("$bin" import --db "$dir/sync-truncated" "$dir/truncated.sync" 2>&1 >/dev/null); status=$?
+check "import of a truncated stream exits 1" 1 $status
+case "$err" in *truncated*corruption*) echo "ok   truncated stream: corruption" ;; *) echo "FAIL: $err"; fail=1 ;; esac
+if command -v script >/dev/null; then  # on a terminal, progress goes to stderr
+  script -qec "'$bin' export --db '$src' '$dir/tty.sync' >/dev/null" /dev/null | grep -q "nodes exported 7/7" &&
+    echo "ok   export shows progress on a terminal" || { echo "FAIL export shows no progress on a terminal"; fail=1; }
+fi
+
+# Proofs: a present and an absent key, checked against the root hash of `iavl info`.
+root=$("$bin" info --db "$src" | head -n 1 | cut -d' ' -f2)
+read -r kind proof <<<"$("$bin" prove --db "$src" 03)"
+check "prove a present key" "membership" "$kind"
+check "verify-proof of membership" "ok" "$("$bin" verify-proof "$root" "$proof" 03 aa)"
+"$bin" verify-proof "$root" "$proof" 03 ab >/dev/null 2>"$dir/err"; check "a membership proof of another value exits 1" 1 $?
+test -s "$dir/err" && echo "ok   the rejection says why: $(cat "$dir/err")" || { echo "FAIL no reason given"; fail=1; }
+tampered=${proof:0:40}$(printf '%x' $(((0x${proof:40:1} + 1) % 16)))${proof:41}
+"$bin" verify-proof "$root" "$tampered" 03 aa >/dev/null 2>&1; check "a tampered proof exits 1" 1 $?
+read -r kind absent <<<"$("$bin" prove --db "$src" 02)"
+check "prove an absent key" "non-membership" "$kind"
+check "verify-proof of non-membership" "ok" "$("$bin" verify-proof "$root" "$absent" 02)"
+"$bin" verify-proof "$root" "$absent" 03 >/dev/null 2>&1; check "a non-membership proof of another key exits 1" 1 $?
+"$bin" verify-proof "$root2" "$absent" 02 >/dev/null 2>&1; check "a proof against another root exits 1" 1 $?
+read -r kind old <<<"$("$bin" prove --db "$src" --version 1 02)"
+check "prove at an older version" "membership" "$kind"
+
 # Errors: one line on stderr naming the cause, exit status 1.
 err=$("$bin" info --db "$dir/missing" 2>&1 >/dev/null); status=$?
 check "missing database exits 1" 1 $status

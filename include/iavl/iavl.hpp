@@ -6,5 +6,6 @@
 #include "iavl/errors.hpp"
 #include "iavl/hash.hpp"
 #include "iavl/proof.hpp"
+#include "iavl/state_sync.hpp"
 #include "iavl/tree.hpp"
 #include "iavl/versioned_tree.hpp"

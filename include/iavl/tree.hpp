@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -296,6 +297,14 @@ class tree : public tree_view {
 };
 
 inline tree snapshot::branch(writes mode) const { return tree(*this, mode); }
+
+/// Reports how far a long operation got: `done` of `total` units (nodes, for the operations
+/// that take one). Called on the operation's thread.
+using progress_fn = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+/// snapshot::verify() for a large tree, calling `progress` (checked nodes, of 2 * size() - 1)
+/// every 65,536 nodes and at the end. Same checks, costs and errors.
+void verify(const snapshot& s, const progress_fn& progress);
 
 }  // namespace iavl
 

@@ -38,6 +38,10 @@
 
 namespace iavl {
 
+namespace detail {
+class importer;
+}  // namespace detail
+
 /// Which committed versions stay readable. Applied at each commit; the latest version is always
 /// kept. The default keeps everything.
 struct retention {
@@ -139,6 +143,13 @@ class versioned_tree {
   void walk_orphans(std::int64_t version, std::int64_t previous, const root_record& doomed, const root_record& next,
                     write_batch& batch) const;
   void stop_pruner();
+
+  // State sync (src/state_sync.cpp) imports into a tree without versions: it writes the nodes,
+  // then adopt_import() writes `last` (the last nodes) with the root record of `version` and
+  // makes it the latest version. Requires commit_mutex_.
+  friend class detail::importer;
+  snapshot adopt_import(std::int64_t version, const std::optional<node_key>& root, const hash256& hash,
+                        write_batch& last);
 
   options opts_;
   std::shared_ptr<detail::store_context> ctx_;  // the store (if any) and the reclaimer

@@ -3,7 +3,9 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -60,12 +62,24 @@ void print_version_line(const iavl::snapshot& s) {
   std::cout << s.version() << ' ' << s.hash().hex() << ' ' << s.size() << '\n';
 }
 
-// Progress on a terminal only, so that piped output stays clean.
+// Progress on a terminal only, so that piped output stays clean: "<what> <done>[/<total>]",
+// redrawn at most ten times a second, erased at the end.
 class progress {
  public:
   explicit progress(const char* what) : what_(what), on_(::isatty(STDERR_FILENO) != 0) {}
-  void update(std::int64_t n) {
-    if (on_ && n % 1000 == 0) std::cerr << '\r' << what_ << ' ' << n << std::flush;
+  progress(const progress&) = delete;
+  progress& operator=(const progress&) = delete;
+  void update(std::uint64_t done, std::uint64_t total = 0) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!on_ || now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    std::cerr << '\r' << what_ << ' ' << done;
+    if (total > 0) std::cerr << '/' << total;
+    std::cerr << std::flush;
+  }
+  /// For the library's long operations.
+  [[nodiscard]] iavl::progress_fn callback() {
+    return [this](std::uint64_t done, std::uint64_t total) { update(done, total); };
   }
   ~progress() {
     if (on_) std::cerr << "\r\033[K" << std::flush;
@@ -74,6 +88,7 @@ class progress {
  private:
   const char* what_;
   bool on_;
+  std::chrono::steady_clock::time_point last_{};
 };
 
 // Applies an operation log (set/remove/commit, one a line) on top of the tree's latest version
@@ -134,6 +149,70 @@ iavl::snapshot version_or_latest(const iavl::versioned_tree& db, std::int64_t ve
   return version > 0 ? db.at(version) : db.last_commit();
 }
 
+// Deletes every version before the last `keep_recent`, one at a time to show progress.
+void prune(iavl::versioned_tree& db, std::int64_t keep_recent) {
+  const std::int64_t bound = db.latest_version() - keep_recent + 1;
+  std::vector<std::int64_t> doomed;
+  for (std::int64_t v : db.versions()) {
+    if (v < bound) doomed.push_back(v);
+  }
+  progress shown("versions deleted");
+  for (std::size_t i = 0; i < doomed.size(); ++i) {
+    db.delete_version(doomed[i]);
+    shown.update(i + 1, doomed.size());
+  }
+}
+
+iavl::hash256 parse_hash(const std::string& hex) {
+  std::string bytes;
+  if (!iavl::from_hex(hex, bytes) || bytes.size() != 32) {
+    throw input_error{"invalid root hash '" + hex + "': 64 hex digits expected"};
+  }
+  iavl::hash256 h;
+  std::memcpy(h.bytes.data(), bytes.data(), 32);
+  return h;
+}
+
+void export_file(const iavl::snapshot& s, const std::string& path) {
+  progress shown("nodes exported");
+  if (path == "-") {
+    iavl::export_state(s, std::cout, shown.callback());
+    return;
+  }
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  if (!file) throw input_error{"cannot create '" + path + "': " + std::strerror(errno)};
+  try {
+    iavl::export_state(s, file, shown.callback());
+  } catch (...) {
+    file.close();
+    std::filesystem::remove(path);  // no partial stream left behind
+    throw;
+  }
+  print_version_line(s);
+}
+
+// Imports into the database at db.path, which must be empty or missing; one that the import
+// created is removed again when it fails.
+void import_file(const db_args& db, const std::string& path, const std::string& root_hex) {
+  iavl::import_options options;
+  if (!root_hex.empty()) options.expected_hash = parse_hash(root_hex);
+  std::ifstream file;
+  if (path != "-") {
+    file.open(path, std::ios::binary);
+    if (!file) throw input_error{"cannot open '" + path + "': " + std::strerror(errno)};
+  }
+  const bool existed = std::filesystem::exists(db.path);
+  try {
+    progress shown("nodes imported");
+    options.progress = shown.callback();
+    auto tree = db.open(true);
+    print_version_line(iavl::import_state(*tree, path == "-" ? std::cin : file, options));
+  } catch (...) {
+    if (!existed) std::filesystem::remove_all(db.path);
+    throw;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -192,6 +271,46 @@ int main(int argc, char** argv) try {
   db.add_to(*rollback_cmd, true);
   rollback_cmd->add_option("--to", target, "version to return to")->required();
 
+  std::string stream_path;
+  auto* export_cmd = app.add_subcommand("export",
+                                        "Write a version as a state sync stream (docs/format.md) and print\n"
+                                        "'<version> <root-hash-hex> <size>' of it.\n"
+                                        "Example: iavl export --db /tmp/state --version 41 /tmp/state-41.sync");
+  db.add_to(*export_cmd, true);
+  export_cmd->add_option("--version", version, "version to export (default: latest)");
+  export_cmd->add_option("file", stream_path, "stream file to write ('-': stdout)")->required();
+
+  std::string root_hex;
+  auto* import_cmd = app.add_subcommand("import",
+                                        "Create a database from a state sync stream, checking every node, and print\n"
+                                        "'<version> <root-hash-hex> <size>'. The database must be empty or missing.\n"
+                                        "Example: iavl import --db /tmp/copy /tmp/state-41.sync");
+  db.add_to(*import_cmd, true);
+  import_cmd->add_option("file", stream_path, "stream file to read ('-': stdin)")->required();
+  import_cmd->add_option("--root-hash", root_hex, "root hash the stream must carry (hex), e.g. a trusted app hash");
+
+  auto* prove_cmd =
+      app.add_subcommand("prove",
+                         "Print 'membership <proof-hex>' for a present key or 'non-membership <proof-hex>'\n"
+                         "for an absent one: an ICS23 CommitmentProof, as cosmos/iavl makes it.\n"
+                         "Example: iavl prove --db /tmp/state 01");
+  db.add_to(*prove_cmd, true);
+  prove_cmd->add_option("--version", version, "version to prove against (default: latest)");
+  prove_cmd->add_option("key", key_hex, "key (hex, '-' for the empty key)")->required();
+
+  std::string proof_hex, value_hex;
+  auto* verify_proof_cmd =
+      app.add_subcommand("verify-proof",
+                         "Check an ICS23 proof against a root hash: membership of KEY with VALUE when a value\n"
+                         "is given, non-membership of KEY otherwise. Prints 'ok' (exit status 0), or the\n"
+                         "reason on stderr (exit status 1). No database needed.\n"
+                         "Example: iavl verify-proof $(iavl info --db /tmp/state | head -n 1 | cut -d' ' -f2) \\\n"
+                         "           $(iavl prove --db /tmp/state 01 | cut -d' ' -f2) 01 ff");
+  verify_proof_cmd->add_option("root", root_hex, "root hash (hex)")->required();
+  verify_proof_cmd->add_option("proof", proof_hex, "proof (hex)")->required();
+  verify_proof_cmd->add_option("key", key_hex, "key (hex, '-' for the empty key)")->required();
+  verify_proof_cmd->add_option("value", value_hex, "value (hex, '-' for the empty value): prove membership");
+
   // Set after the commands, which would otherwise inherit it.
   app.footer(
       "Run 'iavl COMMAND --help' for the options of a command.\n"
@@ -218,6 +337,23 @@ int main(int argc, char** argv) try {
       if (!file) throw input_error{"cannot open '" + log_path + "': " + std::strerror(errno)};
       return replay(file, *tree);
     }
+    if (*import_cmd) {
+      import_file(db, stream_path, root_hex);
+      return 0;
+    }
+    if (*verify_proof_cmd) {
+      const iavl::hash256 root = parse_hash(root_hex);
+      const std::string proof = parse_bytes(proof_hex, "proof"), key = parse_bytes(key_hex, "key");
+      const iavl::verify_result r = value_hex.empty() ? iavl::verify_non_membership(iavl::iavl_spec(), root, proof, key)
+                                                      : iavl::verify_membership(iavl::iavl_spec(), root, proof, key,
+                                                                                parse_bytes(value_hex, "value"));
+      if (!r) {
+        std::cerr << "iavl verify-proof: " << r.reason << '\n';
+        return 1;
+      }
+      std::cout << "ok\n";
+      return 0;
+    }
     auto tree = db.open(false);
     if (*info_cmd) {
       print_version_line(tree->last_commit());
@@ -232,12 +368,23 @@ int main(int argc, char** argv) try {
       std::cout << hex_or_dash(*value) << '\n';
     } else if (*verify_cmd) {
       const iavl::snapshot s = version_or_latest(*tree, version);
-      s.verify();
+      progress shown("nodes checked");
+      iavl::verify(s, shown.callback());
       std::cout << "ok ";
       print_version_line(s);
     } else if (*prune_cmd) {
-      tree->delete_versions_before(tree->latest_version() - keep_recent + 1);
+      prune(*tree, keep_recent);
       std::cout << "versions: " << version_list(tree->versions()) << '\n';
+    } else if (*export_cmd) {
+      export_file(version_or_latest(*tree, version), stream_path);
+    } else if (*prove_cmd) {
+      const iavl::snapshot s = version_or_latest(*tree, version);
+      const std::string key = parse_bytes(key_hex, "key");
+      if (s.has(key)) {
+        std::cout << "membership " << iavl::to_hex(iavl::membership_proof(s, key)) << '\n';
+      } else {
+        std::cout << "non-membership " << iavl::to_hex(iavl::non_membership_proof(s, key)) << '\n';
+      }
     } else if (*rollback_cmd) {
       tree->rollback_to(target);
       print_version_line(tree->last_commit());

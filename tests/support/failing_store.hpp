@@ -1,0 +1,34 @@
+// A memory store whose writes fail on demand, for the paths that must survive a failed write.
+#pragma once
+
+#include <memory>
+
+#include "iavl/errors.hpp"
+#include "iavl/node_store.hpp"
+
+namespace test_support {
+
+class failing_store : public iavl::node_store {
+ public:
+  bool fail_writes = false;  ///< every write throws errc::io_error
+  int writes_left = -1;      ///< when >= 0: that many more writes succeed, later ones fail
+
+  bool read_node(iavl::node_key k, std::string& out) const override { return inner->read_node(k, out); }
+  bool read_meta(std::string_view n, std::string& out) const override { return inner->read_meta(n, out); }
+  void scan_meta(std::string_view p, const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    inner->scan_meta(p, fn);
+  }
+  void scan_nodes(std::int64_t a, std::int64_t b, const std::function<bool(iavl::node_key)>& fn) const override {
+    inner->scan_nodes(a, b, fn);
+  }
+  void write(const iavl::write_batch& batch, bool sync) override {
+    if (writes_left == 0) fail_writes = true;
+    if (writes_left > 0) --writes_left;
+    if (fail_writes) throw iavl::error(iavl::errc::io_error, "injected write failure");
+    inner->write(batch, sync);
+  }
+  std::uint64_t size_bytes() const override { return inner->size_bytes(); }
+  std::shared_ptr<iavl::node_store> inner = iavl::open_memory_store();
+};
+
+}  // namespace test_support
