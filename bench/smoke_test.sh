@@ -26,7 +26,9 @@ for b in runs:
            "export_state": ["nodes_per_s"], "import_state": ["nodes_per_s"], "proofs": ["proofs_per_s"]}
     want += own.get(scenario, ["us_per_op"])
     want += ["disk_bytes_per_key"] if store in ("leveldb", "raw_leveldb") else []
-    bad += [f"{b['name']}: no {c}" for c in want if not b.get(c, 0) > 0 and not (c == "commit_share" and store == "std_map")]
+    # A 1000-key tree may not grow the resident set measurably: its memory counter need only be there.
+    bad += [f"{b['name']}: no {c}" for c in want
+            if not (b.get(c, 0) > 0 or (c == "bytes_per_key" and c in b) or (c == "commit_share" and store == "std_map"))]
 # every scenario on every store, but commit_only on std_map; export and proofs on the three tree
 # stores, import on mem and leveldb
 if len(seen) != 7 * 5 - 1 + 3 + 3 + 2:
