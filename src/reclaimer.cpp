@@ -1,9 +1,9 @@
-// The reclaimer thread (see detail/store_context.hpp).
+// The reclaimer and helper threads (see detail/store_context.hpp).
 #include "iavl/detail/store_context.hpp"
 
 namespace iavl::detail {
 
-void reclaimer::start() {
+void worker::start() {
   std::lock_guard lock(mutex_);
   if (running_) return;
   running_ = true;
@@ -11,7 +11,7 @@ void reclaimer::start() {
   thread_ = std::thread([this] { run(); });
 }
 
-void reclaimer::stop() {
+void worker::stop() {
   {
     std::lock_guard lock(mutex_);
     if (!running_) return;
@@ -21,7 +21,11 @@ void reclaimer::stop() {
   thread_.join();
   std::lock_guard lock(mutex_);
   running_ = false;
-  idle_.notify_all();
+}
+
+void reclaimer::stop() {
+  worker::stop();
+  idle_.notify_all();  // flush() no longer waits for a thread
 }
 
 void reclaimer::perform(job& j) {
@@ -77,30 +81,6 @@ void reclaimer::run() {
     busy_ = false;
     if (queue_.empty()) idle_.notify_all();
   }
-}
-
-}  // namespace iavl::detail
-
-namespace iavl::detail {
-
-void helper_thread::start() {
-  std::lock_guard lock(mutex_);
-  if (running_) return;
-  running_ = true;
-  stopping_ = false;
-  thread_ = std::thread([this] { run(); });
-}
-
-void helper_thread::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    if (!running_) return;
-    stopping_ = true;
-  }
-  wake_.notify_one();
-  thread_.join();
-  std::lock_guard lock(mutex_);
-  running_ = false;
 }
 
 void helper_thread::both(const std::function<void()>& a, const std::function<void()>& b) {

@@ -483,14 +483,18 @@ TEST(StoreFailures, AFailedBackgroundWriteStopsLaterCommits) {
   EXPECT_EQ(reopened.last_commit().get("k"), "1");
 }
 
-TEST(StoreFailures, AMissingNodeIsATypedError) {
+// A memory store holding one version of `keys` keys.
+std::shared_ptr<iavl::node_store> store_of_one_version(int keys) {
   auto store = iavl::open_memory_store();
-  {
-    iavl::versioned_tree db(iavl::options{.store = store});
-    iavl::tree t = db.branch();
-    for (int i = 0; i < 100; ++i) t.set("k" + std::to_string(i), "v");
-    (void)db.commit(std::move(t));
-  }
+  iavl::versioned_tree db(iavl::options{.store = store});
+  iavl::tree t = db.branch();
+  for (int i = 0; i < keys; ++i) t.set("k" + std::to_string(i), "v");
+  (void)db.commit(std::move(t));
+  return store;
+}
+
+TEST(StoreFailures, AMissingNodeIsATypedError) {
+  auto store = store_of_one_version(100);
   iavl::write_batch damage;
   damage.delete_nodes.push_back({1, 5});
   store->write(damage, true);
@@ -505,13 +509,7 @@ TEST(StoreFailures, AMissingNodeIsATypedError) {
 }
 
 TEST(StoreFailures, ADamagedNodeRecordIsATypedError) {
-  auto store = iavl::open_memory_store();
-  {
-    iavl::versioned_tree db(iavl::options{.store = store});
-    iavl::tree t = db.branch();
-    for (int i = 0; i < 50; ++i) t.set("k" + std::to_string(i), "v");
-    (void)db.commit(std::move(t));
-  }
+  auto store = store_of_one_version(50);
   // Every truncation and a flipped kind byte of the root record.
   std::string root_bytes;
   std::string root_meta;

@@ -26,16 +26,36 @@ void encode_node(const node* n, std::string& out);
 /// when `bytes` is not a valid node record.
 [[nodiscard]] node* decode_node(node_key key, std::string_view bytes);
 
-/// Frees, on a thread of its own, the nodes that versions and working trees let go of, so that
-/// the writer does not wait for the cache misses of freeing a block's worth of old nodes.
-class reclaimer {
+/// A thread that runs a subclass's run() between start() and stop(). A subclass's destructor
+/// calls stop(). run() returns when stopping_ is set (under mutex_, then wake_ is notified).
+class worker {
  public:
-  reclaimer() = default;
-  reclaimer(const reclaimer&) = delete;
-  reclaimer& operator=(const reclaimer&) = delete;
-  ~reclaimer() { stop(); }
+  worker() = default;
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
 
   void start();
+  void stop();
+
+ protected:
+  ~worker() = default;
+  virtual void run() = 0;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool running_ = false;
+  bool stopping_ = false;
+
+ private:
+  std::thread thread_;
+};
+
+/// Frees, on a thread of its own, the nodes that versions and working trees let go of, so that
+/// the writer does not wait for the cache misses of freeing a block's worth of old nodes.
+class reclaimer : public worker {
+ public:
+  ~reclaimer() { stop(); }
+
   /// Finishes what is queued; from then on, work is done by the caller.
   void stop();
   /// release(n, account) or, for a working tree's own node, discard(n, account): later on the
@@ -63,42 +83,28 @@ class reclaimer {
   };
   static void perform(job& j);
   void enqueue(job j);
-  void run();
+  void run() override;
 
-  std::mutex mutex_;
-  std::condition_variable wake_;
   std::condition_variable idle_;
   std::vector<job> queue_;
   bool busy_ = false;  // the thread is freeing a batch it took off the queue
-  bool running_ = false;
-  bool stopping_ = false;
-  std::thread thread_;
 };
 
 /// A second thread for work that can be split in two, such as hashing the two halves of a
 /// block's new nodes at once.
-class helper_thread {
+class helper_thread : public worker {
  public:
-  helper_thread() = default;
-  helper_thread(const helper_thread&) = delete;
-  helper_thread& operator=(const helper_thread&) = delete;
   ~helper_thread() { stop(); }
 
-  void start();
-  void stop();
   /// Runs `a` on the helper and `b` on the caller; returns when both are done (both on the
   /// caller when the helper is not running). `a` must not throw.
   void both(const std::function<void()>& a, const std::function<void()>& b);
 
  private:
-  void run();
+  void run() override;
 
-  std::mutex mutex_;
-  std::condition_variable wake_, done_;
+  std::condition_variable done_;
   const std::function<void()>* task_ = nullptr;
-  bool running_ = false;
-  bool stopping_ = false;
-  std::thread thread_;
 };
 
 class store_context {
