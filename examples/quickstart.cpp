@@ -4,7 +4,7 @@
 int main() {
   iavl::versioned_tree db;  // in memory
   for (int block = 1; block <= 3; ++block) {
-    iavl::tree check = db.branch();  // O(1) branches of the last commit
+    iavl::tree check = db.branch(iavl::writes::deferred);  // O(1) branches of the last commit
     iavl::tree deliver = db.branch();
     for (int tx = 0; tx < 100; ++tx) {
       const std::string key = "balance/" + std::to_string(tx);
