@@ -226,7 +226,7 @@ snapshot versioned_tree::commit(tree&& working) {
     std::lock_guard lock(mutex_);
     if (opts_.store) {
       on_store_[version] = {root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash};
-      orphans_[version] = std::move(working.orphans_);
+      keep_orphan_list(version, std::move(working.orphans_));
     } else {
       in_memory_.emplace(version, s);
     }
@@ -240,6 +240,17 @@ snapshot versioned_tree::commit(tree&& working) {
     after_durable(s);
   }
   return s;
+}
+
+// An orphan list saves pruning a walk of the store; it is only worth its memory while versions
+// are pruned. Without a retention policy none is kept, and the lists together stay within an
+// eighth of the cache budget: past it a version gets none (pruning it walks the store). Lists
+// are never dropped here, as the pruner may be reading them.
+void versioned_tree::keep_orphan_list(std::int64_t version, std::vector<node_key>&& list) {
+  if (opts_.keep.keep_recent <= 0) return;
+  std::size_t entries = list.size();
+  for (const auto& [v, l] : orphans_) entries += l.size();
+  if (entries <= opts_.cache_bytes / 8 / sizeof(node_key)) orphans_[version] = std::move(list);
 }
 
 void versioned_tree::write_version(std::int64_t version, const std::vector<detail::node*>& fresh,

@@ -136,6 +136,7 @@ class versioned_tree {
   void after_durable(const snapshot& s);
   void write_loop();
   [[nodiscard]] snapshot load_version(std::int64_t version, const root_record& record) const;
+  void keep_orphan_list(std::int64_t version, std::vector<node_key>&& list);  // under mutex_
   void apply_retention(std::int64_t latest);
   void schedule_deletion(std::int64_t version);  // requires mutex_
   void prune_loop();
@@ -160,8 +161,9 @@ class versioned_tree {
   snapshot latest_;
   std::map<std::int64_t, snapshot> in_memory_;    // kept versions, without a store
   std::map<std::int64_t, root_record> on_store_;  // kept versions, with a store
-  // With a store: per version committed by this process, the stored nodes of the version before
-  // it that it replaced (only the entries not deleted yet). Pruning reads them, not the store.
+  // With a store and a retention policy: per version committed by this process, the stored nodes
+  // of the version before it that it replaced (only the entries not deleted yet), within a memory
+  // budget (keep_orphan_list). Pruning reads them, not the store.
   std::map<std::int64_t, std::vector<node_key>> orphans_;
 
   // Background pruning (store only): versions marked deleting whose nodes are still to be
