@@ -45,6 +45,7 @@ enum class scenario {
   update,
   insert,
   block,
+  block_pruned,  // block with a retention policy: commits that prune
   iterate,
   commit_only,
   export_state,  // the tree's own: state sync and proofs
@@ -53,12 +54,13 @@ enum class scenario {
 };
 
 const char* name_of(scenario s) {
-  constexpr std::array names = {"query_hit", "query_miss",  "update",       "insert",       "block",
-                                "iterate",   "commit_only", "export_state", "import_state", "proofs"};
+  constexpr std::array names = {"query_hit",   "query_miss",   "update",       "insert", "block", "block_pruned",
+                                "iterate",     "commit_only",  "export_state", "import_state", "proofs"};
   return names[static_cast<std::size_t>(s)];
 }
 
 constexpr std::size_t scan_length = 10000;
+constexpr std::int64_t pruned_versions = 10;  // block_pruned keeps the last 10 versions
 
 std::filesystem::path data_dir;  // where stores keep their files
 
@@ -296,7 +298,11 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
       db.commit();
       break;
     }
-    case scenario::block: {
+    case scenario::block:
+    case scenario::block_pruned: {
+      if constexpr (std::is_same_v<Db, iavl_db>) {
+        if (sc == scenario::block_pruned) db.prune_to(pruned_versions);  // untimed: the backlog goes first
+      }
       std::vector<double> commit_seconds;
       double total = 0;
       for (auto _ : state) {
@@ -316,6 +322,9 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
       for (double s : commit_seconds) commit_total += s;
       state.counters["commit_share"] = commit_total / total;
       report_commits(state, commit_seconds);
+      if constexpr (std::is_same_v<Db, iavl_db>) {
+        if (sc == scenario::block_pruned) db.prune_to(0);  // the other scenarios keep every version
+      }
       break;
     }
     case scenario::iterate: {
@@ -352,6 +361,9 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
   if (f->next_new != kept_from) forget_new_keys(*f, key, kept_from);
 
   state.counters["rss_bytes"] = static_cast<double>(peak_rss_bytes());
+  // The process's own memory, without the file pages LevelDB maps to read its tables (which
+  // VmRSS counts, and the kernel can drop at will).
+  state.counters["rss_anon_bytes"] = static_cast<double>(proc_status_bytes("RssAnon"));
   state.counters["bytes_per_key"] = f->bytes_per_key;
   if (kind == store_kind::leveldb || kind == store_kind::raw_leveldb) {
     state.counters["disk_bytes_per_key"] = f->disk_bytes_per_key;
@@ -360,61 +372,91 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
 
 // ---- registration -------------------------------------------------------------------------------
 
-std::vector<config> sweep(const std::string& which) {
-  if (which == "smoke") return {{1000, 16, 40, 10}};  // tests that every benchmark runs
+/// The initial keys of a fixture and the block sizes run on it.
+struct sweep_point {
+  config fixture;  // its block is the one that block-size-blind scenarios (queries, scans) run with
+  std::vector<int> blocks;
+};
+
+std::vector<sweep_point> sweep(const std::string& which) {
+  if (which == "smoke") return {{{1000, 16, 40, 10}, {10}}};  // tests that every benchmark runs
   if (which == "default") {
     return {
-        {1000000, 32, 100, 1000},  // the headline configuration
-        {100000, 16, 40, 100},     // like for like with the 2017 Go tree of the performance plan
+        {{1000000, 32, 100, 1000}, {1000}},  // the headline configuration
+        {{100000, 16, 40, 100}, {100}},      // like for like with the 2017 Go tree of the performance plan
     };
   }
-  std::vector<config> all;  // full: every combination, smallest first
+  std::vector<sweep_point> all;  // full: every combination, smallest first
   for (std::int64_t keys : {10000, 100000, 1000000, 10000000}) {
     for (int key_len : {16, 32}) {
-      for (int value_len : {40, 100, 1000}) {
-        for (int block : {100, 1000, 2000}) all.push_back({keys, key_len, value_len, block});
-      }
+      for (int value_len : {40, 100, 1000}) all.push_back({{keys, key_len, value_len, 1000}, {100, 1000, 2000}});
     }
   }
   return all;
 }
 
+/// Whether a store of `kind` with the initial keys of `c` fits in half of this machine's memory
+/// (the full sweep's 10M keys of 1000-byte values do not, in memory). The factors are rough
+/// measurements of resident bytes per key-and-value byte, with node overhead.
+bool fits_in_memory(store_kind kind, const config& c) {
+  double factor = 0;
+  switch (kind) {
+    case store_kind::nodb: factor = 3; break;
+    case store_kind::mem: factor = 5; break;  // serialized nodes, plus the cache
+    case store_kind::std_map: factor = 2; break;
+    case store_kind::leveldb:
+    case store_kind::raw_leveldb: return true;  // on disk, with bounded caches
+  }
+  const double need = factor * static_cast<double>(c.keys) * (c.key_len + c.value_len + 64);
+  return need < 0.5 * static_cast<double>(proc_meminfo_bytes("MemTotal"));
+}
+
 template <class Db>
-void register_store(store_kind kind, const config& c, bool smoke) {
-  for (scenario sc : {scenario::query_hit, scenario::query_miss, scenario::update, scenario::insert, scenario::block,
-                      scenario::iterate, scenario::commit_only}) {
-    if (kind == store_kind::std_map && sc == scenario::commit_only) continue;  // a map has nothing to commit
-    const std::string name =
-        std::string(name_of(sc)) + "/" + name_of(kind) + "/" + fixture_params(c, "/") + "/" + std::to_string(c.block);
-    auto* b = benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { run<Db>(s, sc, kind, c); });
-    // Wall time, which includes waiting for the disk (Google Benchmark appends "/real_time").
-    b->Unit(benchmark::kMicrosecond)->UseRealTime();
-    if (sc == scenario::block && !smoke) b->MinTime(2.0);  // enough blocks for a commit p99
+void add(scenario sc, store_kind kind, const config& c, bool smoke) {
+  const std::string name =
+      std::string(name_of(sc)) + "/" + name_of(kind) + "/" + fixture_params(c, "/") + "/" + std::to_string(c.block);
+  auto* b = benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { run<Db>(s, sc, kind, c); });
+  // Wall time, which includes waiting for the disk (Google Benchmark appends "/real_time").
+  b->Unit(benchmark::kMicrosecond)->UseRealTime();
+  const bool blocks = sc == scenario::block || sc == scenario::block_pruned;
+  if (blocks && !smoke) b->MinTime(2.0);  // enough blocks for a commit p99
+  if (sc == scenario::export_state || sc == scenario::import_state || sc == scenario::proofs) {
+    b->Unit(benchmark::kMillisecond);
   }
 }
 
-/// State sync and proofs, which the baselines have not. An import goes into a new store of the
-/// benchmark's kind (nodb has none: it has no import).
-void register_tree_only(store_kind kind, const config& c) {
-  for (scenario sc : {scenario::export_state, scenario::import_state, scenario::proofs}) {
-    if (kind == store_kind::nodb && sc == scenario::import_state) continue;
-    const std::string name =
-        std::string(name_of(sc)) + "/" + name_of(kind) + "/" + fixture_params(c, "/") + "/" + std::to_string(c.block);
-    auto* b = benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { run<iavl_db>(s, sc, kind, c); });
-    b->Unit(benchmark::kMillisecond)->UseRealTime();
+/// Every scenario of one store on one fixture: those that commit once per block size, the
+/// others (which do not depend on it) once.
+template <class Db>
+void register_store(store_kind kind, const sweep_point& p, bool smoke) {
+  constexpr bool tree = std::is_same_v<Db, iavl_db>;
+  const bool has_store = kind == store_kind::mem || kind == store_kind::leveldb;
+  for (scenario sc : {scenario::query_hit, scenario::query_miss, scenario::iterate}) add<Db>(sc, kind, p.fixture, smoke);
+  for (int block : p.blocks) {
+    config c = p.fixture;
+    c.block = block;
+    for (scenario sc : {scenario::update, scenario::insert, scenario::block}) add<Db>(sc, kind, c, smoke);
+    if (tree && has_store) add<Db>(scenario::block_pruned, kind, c, smoke);  // nodb keeps one version anyway
+    if (kind != store_kind::std_map) add<Db>(scenario::commit_only, kind, c, smoke);  // a map has nothing to commit
+  }
+  // State sync and proofs, which the baselines have not. An import goes into a new store of the
+  // benchmark's kind (nodb has none: it has no import).
+  if constexpr (tree) {
+    for (scenario sc : {scenario::export_state, scenario::import_state, scenario::proofs}) {
+      if (kind != store_kind::nodb || sc != scenario::import_state) add<Db>(sc, kind, p.fixture, smoke);
+    }
   }
 }
 
 void register_all(const std::string& which) {
-  // Grouped by initial keys, so that each fixture is loaded once per process.
+  // Grouped by fixture, so that each is loaded once per process.
   const bool smoke = which == "smoke";
-  for (const config& c : sweep(which)) {
+  for (const sweep_point& p : sweep(which)) {
     for (store_kind kind : {store_kind::nodb, store_kind::mem, store_kind::leveldb}) {
-      register_store<iavl_db>(kind, c, smoke);
-      register_tree_only(kind, c);  // on the same loaded store
+      if (fits_in_memory(kind, p.fixture)) register_store<iavl_db>(kind, p, smoke);
     }
-    register_store<map_db>(store_kind::std_map, c, smoke);
-    register_store<leveldb_db>(store_kind::raw_leveldb, c, smoke);
+    if (fits_in_memory(store_kind::std_map, p.fixture)) register_store<map_db>(store_kind::std_map, p, smoke);
+    register_store<leveldb_db>(store_kind::raw_leveldb, p, smoke);
   }
 }
 

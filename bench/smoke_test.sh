@@ -22,7 +22,8 @@ for b in runs:
         bad.append(b["name"] + ": " + b.get("error_message", ""))
         continue
     want = ["rss_bytes", "bytes_per_key"]
-    own = {"block": ["us_per_tx", "tx_per_s", "commit_share", "commit_p50_us", "commit_p99_us"],
+    block = ["us_per_tx", "tx_per_s", "commit_share", "commit_p50_us", "commit_p99_us"]
+    own = {"block": block, "block_pruned": block,
            "export_state": ["nodes_per_s"], "import_state": ["nodes_per_s"], "proofs": ["proofs_per_s"]}
     want += own.get(scenario, ["us_per_op"])
     want += ["disk_bytes_per_key"] if store in ("leveldb", "raw_leveldb") else []
@@ -30,9 +31,9 @@ for b in runs:
     bad += [f"{b['name']}: no {c}" for c in want
             if not (b.get(c, 0) > 0 or (c == "bytes_per_key" and c in b) or (c == "commit_share" and store == "std_map"))]
 # every scenario on every store, but commit_only on std_map; export and proofs on the three tree
-# stores, import on mem and leveldb
-if len(seen) != 7 * 5 - 1 + 3 + 3 + 2:
-    bad.append(f"ran {len(seen)} scenario/store pairs, expected 42")
+# stores, import and block_pruned on mem and leveldb
+if len(seen) != 7 * 5 - 1 + 3 + 3 + 2 + 2:
+    bad.append(f"ran {len(seen)} scenario/store pairs, expected 44")
 print("\n".join(bad) or f"{len(seen)} scenario/store pairs report their counters")
 sys.exit(1 if bad else 0)
 PY

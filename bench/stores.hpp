@@ -79,6 +79,13 @@ class iavl_db {
     check_ = check_branch();  // check resets to the new last commit
     deliver_ = last_.branch();
   }
+  /// Keeps the last `versions` versions from now on (0: every version), once the versions that
+  /// this deletes are pruned.
+  void prune_to(std::int64_t versions) {
+    db_->set_retention({.keep_recent = versions});
+    commit();  // applies it
+    db_->wait_for_pruning();
+  }
   /// The last commit, for the scenarios only the tree has (state sync, proofs).
   [[nodiscard]] const iavl::snapshot& last_commit() const { return last_; }
   std::size_t scan(std::string_view start, std::size_t n) const {

@@ -87,9 +87,9 @@ class value_maker {
 
 // ---- memory and disk -------------------------------------------------------------------------
 
-/// A field of /proc/self/status in bytes ("VmRSS", "VmHWM"), or -1.
-inline std::int64_t proc_status_bytes(std::string_view field) {
-  std::ifstream in("/proc/self/status");
+/// A field of a /proc file of "name: value kB" lines (status, meminfo) in bytes, or -1.
+inline std::int64_t proc_field_bytes(const char* file, std::string_view field) {
+  std::ifstream in(file);
   for (std::string line; std::getline(in, line);) {
     if (line.starts_with(field) && line.size() > field.size() && line[field.size()] == ':') {
       return std::stoll(line.substr(field.size() + 1)) * 1024;  // the kernel reports kB
@@ -97,6 +97,11 @@ inline std::int64_t proc_status_bytes(std::string_view field) {
   }
   return -1;
 }
+
+/// A field of /proc/self/status in bytes ("VmRSS", "VmHWM"), or -1.
+inline std::int64_t proc_status_bytes(std::string_view field) { return proc_field_bytes("/proc/self/status", field); }
+/// A field of /proc/meminfo in bytes ("MemTotal"), or -1.
+inline std::int64_t proc_meminfo_bytes(std::string_view field) { return proc_field_bytes("/proc/meminfo", field); }
 
 /// Resident memory now.
 inline std::int64_t rss_bytes() { return proc_status_bytes("VmRSS"); }

@@ -22,7 +22,8 @@ import sys
 from collections import defaultdict
 
 STORES = ["nodb", "mem", "leveldb", "std_map", "raw_leveldb"]
-SCENARIOS = ["query_hit", "query_miss", "update", "insert", "block", "iterate", "commit_only"]
+SCENARIOS = ["query_hit", "query_miss", "update", "insert", "block", "block_pruned", "iterate", "commit_only"]
+BLOCKS = ("block", "block_pruned")  # per transaction, not per operation
 TREE_ONLY = {"export_state": "nodes_per_s", "import_state": "nodes_per_s", "proofs": "proofs_per_s"}  # and counter
 DEFAULT_CONFIGS = [(1000000, 32, 100, 1000), (100000, 16, 40, 100)]  # bench/iavl_bench.cpp sweep("default")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -56,7 +57,7 @@ def load(path):
 
 
 def per_op(counters, scenario):
-    return counters.get("us_per_tx" if scenario == "block" else "us_per_op")
+    return counters.get("us_per_tx" if scenario in BLOCKS else "us_per_op")
 
 
 def fmt(v):
@@ -85,23 +86,25 @@ def config_title(c):
 def tables(results, config):
     stores = [s for s in STORES if any((sc, s, *config) in results for sc in SCENARIOS)]
     lines = [f"#### {config_title(config)}", ""]
-    lines += ["µs per operation (block: per transaction)", ""]
+    lines += ["µs per operation (block, block_pruned: per transaction)", ""]
     lines += ["| scenario | " + " | ".join(stores) + " |", "|---" * (len(stores) + 1) + "|"]
     for sc in SCENARIOS:
         row = [cell(results, (sc, s, *config), lambda r: fmt(per_op(r, sc))) for s in stores]
         lines.append(f"| {sc} | " + " | ".join(row) + " |")
-    lines += ["", "| store | block tx/s | commit share | commit p50 µs | commit p99 µs | memory bytes/key "
-              "| disk bytes/key | peak RSS MiB |", "|---" * 8 + "|"]
+    lines += ["", "| store | block tx/s | commit share | commit p50 µs | commit p99 µs | pruning: commit p50 µs "
+              "| pruning: p99 µs | memory bytes/key | disk bytes/key | peak RSS MiB |", "|---" * 10 + "|"]
     for s in stores:
         block = ("block", s, *config)
         if isinstance(results.get(block), str):
-            lines.append(f"| {s} | {cell(results, block, str)} |" + " |" * 6)
+            lines.append(f"| {s} | {cell(results, block, str)} |" + " |" * 8)
             continue
         runs = [r for k, r in results.items() if k[1:] == (s, *config) and isinstance(r, dict)]
         row = [cell(results, block, lambda r: fmt(r.get("tx_per_s"))),
                cell(results, block, lambda r: f"{r['commit_share']:.0%}" if "commit_share" in r else "—"),
                cell(results, block, lambda r: fmt(r.get("commit_p50_us"))),
                cell(results, block, lambda r: fmt(r.get("commit_p99_us"))),
+               cell(results, ("block_pruned", s, *config), lambda r: fmt(r.get("commit_p50_us"))),
+               cell(results, ("block_pruned", s, *config), lambda r: fmt(r.get("commit_p99_us"))),
                cell(results, block, lambda r: fmt(r.get("bytes_per_key"))),
                cell(results, block, lambda r: fmt(r.get("disk_bytes_per_key"))),
                fmt(max(r.get("rss_bytes", 0) for r in runs) / 2 ** 20)]
@@ -141,14 +144,14 @@ def charts(results, base):
     # µs per op against initial size, at the most common key/value/block lengths (32/100/1000 if run).
     shapes = [c[1:] for c in configs]
     shape = (32, 100, 1000) if (32, 100, 1000) in shapes else max(set(shapes), key=shapes.count)
-    fig, axes = plt.subplots(2, 4, figsize=(16, 8))
+    fig, axes = plt.subplots(3, 3, figsize=(14, 11))
     for ax, sc in zip(axes.flat, SCENARIOS):
         for s in STORES:
             pts = sorted((k[2], per_op(r, sc)) for k, r in results.items()
                          if k[0] == sc and k[1] == s and k[3:] == shape and isinstance(r, dict))
             if pts:
                 ax.plot(*zip(*pts), "o-", label=s, color=colors[s])
-        ax.set(title=sc, xlabel="initial keys", ylabel="µs per tx" if sc == "block" else "µs per op")
+        ax.set(title=sc, xlabel="initial keys", ylabel="µs per tx" if sc in BLOCKS else "µs per op")
         axes_style(ax, sorted({c[0] for c in configs if c[1:] == shape}))
     axes.flat[-1].axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
