@@ -54,8 +54,8 @@ enum class scenario {
 };
 
 const char* name_of(scenario s) {
-  constexpr std::array names = {"query_hit",   "query_miss",   "update",       "insert", "block", "block_pruned",
-                                "iterate",     "commit_only",  "export_state", "import_state", "proofs"};
+  constexpr std::array names = {"query_hit", "query_miss",  "update",       "insert",       "block", "block_pruned",
+                                "iterate",   "commit_only", "export_state", "import_state", "proofs"};
   return names[static_cast<std::size_t>(s)];
 }
 
@@ -433,12 +433,13 @@ template <class Db>
 void register_store(store_kind kind, const sweep_point& p, bool smoke) {
   constexpr bool tree = std::is_same_v<Db, iavl_db>;
   const bool has_store = kind == store_kind::mem || kind == store_kind::leveldb;
-  for (scenario sc : {scenario::query_hit, scenario::query_miss, scenario::iterate}) add<Db>(sc, kind, p.fixture, smoke);
+  for (scenario sc : {scenario::query_hit, scenario::query_miss, scenario::iterate})
+    add<Db>(sc, kind, p.fixture, smoke);
   for (int block : p.blocks) {
     config c = p.fixture;
     c.block = block;
     for (scenario sc : {scenario::update, scenario::insert, scenario::block}) add<Db>(sc, kind, c, smoke);
-    if (tree && has_store) add<Db>(scenario::block_pruned, kind, c, smoke);  // nodb keeps one version anyway
+    if (tree && has_store) add<Db>(scenario::block_pruned, kind, c, smoke);           // nodb keeps one version anyway
     if (kind != store_kind::std_map) add<Db>(scenario::commit_only, kind, c, smoke);  // a map has nothing to commit
   }
   // State sync and proofs, which the baselines have not. An import goes into a new store of the

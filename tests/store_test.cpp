@@ -234,8 +234,8 @@ TYPED_TEST(StoredTree, RetentionKeepsRecentAndEveryKthAndReclaimsTheRest) {
     std::mt19937_64 rng(5);
     iavl::versioned_tree twin;
     TypeParam backend;  // a store of its own for each round
-    iavl::versioned_tree db(
-        iavl::options{.store = backend.open(), .cache_bytes = cache_bytes, .keep = {.keep_recent = 3, .keep_every = 5}});
+    iavl::versioned_tree db(iavl::options{
+        .store = backend.open(), .cache_bytes = cache_bytes, .keep = {.keep_recent = 3, .keep_every = 5}});
     model m;
     for (int v = 1; v <= 23; ++v) {
       iavl::tree a = db.branch(), b = twin.branch();
