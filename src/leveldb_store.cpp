@@ -3,6 +3,7 @@
 
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
+#include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
 #include <filesystem>
@@ -41,6 +42,10 @@ class leveldb_store final : public node_store {
     options.create_if_missing = o.create_if_missing;
     options.paranoid_checks = true;
     options.block_cache = cache_.get();
+    if (o.bloom_bits_per_key > 0) {
+      filter_.reset(leveldb::NewBloomFilterPolicy(o.bloom_bits_per_key));
+      options.filter_policy = filter_.get();
+    }
     options.write_buffer_size = o.write_buffer_bytes;
     options.compression = o.compression ? leveldb::kSnappyCompression : leveldb::kNoCompression;
     options.max_file_size = std::size_t{32} << 20;
@@ -111,7 +116,8 @@ class leveldb_store final : public node_store {
   }
 
   std::string path_;
-  std::unique_ptr<leveldb::Cache> cache_;  // outlives db_ (declared first, destroyed last)
+  std::unique_ptr<leveldb::Cache> cache_;  // these two outlive db_ (declared first, destroyed last)
+  std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<leveldb::DB> db_;
   leveldb::ReadOptions read_options_;
 };

@@ -19,6 +19,10 @@ struct leveldb_options {
   std::size_t write_buffer_bytes = std::size_t{64} << 20;
   /// Snappy compression of table blocks (hashes do not compress; keys and values may).
   bool compression = false;
+  /// Bloom filter bits per record (0: no filter). A node read looks in each level of LevelDB
+  /// until it finds the node; the filters let it skip the levels that do not have it, for about
+  /// bits/8 bytes of memory per record in open tables.
+  int bloom_bits_per_key = 10;
 };
 
 /// Opens (or creates) the LevelDB database at `path`. Throws iavl::error: not_a_database when
