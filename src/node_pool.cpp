@@ -2,6 +2,7 @@
 #include "iavl/detail/node_pool.hpp"
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <new>
@@ -13,6 +14,7 @@ namespace iavl::detail::node_pool {
 
 void* allocate(std::size_t size) { return ::operator new(size); }
 void deallocate(void* p, std::size_t) noexcept { ::operator delete(p); }
+usage current_usage() { return {}; }
 
 #else
 
@@ -48,10 +50,15 @@ struct free_list {
   }
 };
 
-// Shared by all threads: full batches of free objects, and slabs not carved up yet.
+struct thread_cache;
+
+// Shared by all threads: full batches of free objects, and what the pool holds.
 struct depot {
   std::mutex mutex;
   std::array<std::vector<free_list>, classes> batches;
+  std::vector<const thread_cache*> threads;  // living threads' caches, for current_usage()
+  std::int64_t exited_in_use = 0;            // what exited threads left in use (see thread_cache)
+  std::int64_t slab_bytes = 0;
 };
 
 depot& shared() {
@@ -61,13 +68,26 @@ depot& shared() {
 
 struct thread_cache {
   std::array<free_list, classes> lists;
+  // Bytes this thread allocated less those it freed (negative on a thread that frees others'
+  // objects); only this thread writes it, so relaxed loads and stores suffice.
+  std::atomic<std::int64_t> in_use{0};
 
+  thread_cache() {
+    depot& d = shared();
+    std::lock_guard lock(d.mutex);
+    d.threads.push_back(this);
+  }
   ~thread_cache() {  // a thread's free objects outlive it, in the depot
     depot& d = shared();
     std::lock_guard lock(d.mutex);
     for (std::size_t c = 0; c < classes; ++c) {
       if (!lists[c].empty()) d.batches[c].push_back(std::move(lists[c]));
     }
+    d.exited_in_use += in_use.load(std::memory_order_relaxed);
+    std::erase(d.threads, this);
+  }
+  void count(std::int64_t bytes) {
+    in_use.store(in_use.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
   }
 
   void refill(std::size_t c) {
@@ -82,6 +102,10 @@ struct thread_cache {
       }
     }
     char* slab = static_cast<char*>(::operator new(slab_bytes));
+    {
+      std::lock_guard lock(d.mutex);
+      d.slab_bytes += static_cast<std::int64_t>(slab_bytes);
+    }
     for (std::size_t off = 0; off + object <= slab_bytes; off += object) lists[c].push(slab + off);
   }  // NOLINT(clang-analyzer-cplusplus.NewDeleteLeaks): slabs live as long as the process, by design
 
@@ -107,6 +131,7 @@ void* allocate(std::size_t size) {
   const std::size_t c = class_of(size);
   thread_cache& t = cache();
   if (t.lists[c].empty()) t.refill(c);
+  t.count(static_cast<std::int64_t>((c + 1) * granule));
   return t.lists[c].pop();
 }
 
@@ -117,8 +142,17 @@ void deallocate(void* p, std::size_t size) noexcept {
   }
   const std::size_t c = class_of(size);
   thread_cache& t = cache();
+  t.count(-static_cast<std::int64_t>((c + 1) * granule));
   t.lists[c].push(p);
   if (t.lists[c].count() >= 2 * batch) t.spill(c);
+}
+
+usage current_usage() {
+  depot& d = shared();
+  std::lock_guard lock(d.mutex);
+  usage u{d.exited_in_use, d.slab_bytes};
+  for (const thread_cache* t : d.threads) u.in_use_bytes += t->in_use.load(std::memory_order_relaxed);
+  return u;
 }
 
 #endif

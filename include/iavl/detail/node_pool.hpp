@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace iavl::detail::node_pool {
 
@@ -16,5 +17,14 @@ namespace iavl::detail::node_pool {
 [[nodiscard]] void* allocate(std::size_t size);
 /// Gives back what allocate(size) returned, with the same size. Any thread.
 void deallocate(void* p, std::size_t size) noexcept;
+
+/// What the pool holds (objects above 1 KiB, from operator new, are not counted).
+struct usage {
+  std::int64_t in_use_bytes = 0;  ///< allocated and not yet given back, in size-class bytes
+  std::int64_t slab_bytes = 0;    ///< taken from the system: in use, or free for reuse
+};
+/// The pool's usage now (all threads; a snapshot, while others allocate). Zero under ASan,
+/// where the pool is plain new and delete.
+[[nodiscard]] usage current_usage();
 
 }  // namespace iavl::detail::node_pool
