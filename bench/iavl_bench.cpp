@@ -106,6 +106,7 @@ void load(Db& db, const std::string& what, const config& c) {
       }
     }
   }
+  if constexpr (std::is_same_v<Db, iavl_db>) db.wait_for_writes();  // on disk before it is measured
   std::fprintf(stderr, "loaded %s in %.1f s\n", what.c_str(), sw.seconds());
 }
 

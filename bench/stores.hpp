@@ -86,6 +86,8 @@ class iavl_db {
     commit();  // applies it
     db_->wait_for_pruning();
   }
+  /// Waits until the last commit is written (commits write in the background).
+  void wait_for_writes() { db_->wait_for_writes(); }
   /// The last commit, for the scenarios only the tree has (state sync, proofs).
   [[nodiscard]] const iavl::snapshot& last_commit() const { return last_; }
   std::size_t scan(std::string_view start, std::size_t n) const {

@@ -123,7 +123,11 @@ inline std::int64_t disk_bytes(const std::filesystem::path& dir) {
   std::int64_t total = 0;
   for (auto it = std::filesystem::recursive_directory_iterator(dir, ec); !ec && it != decltype(it)();
        it.increment(ec)) {
-    if (it->is_regular_file(ec)) total += static_cast<std::int64_t>(it->file_size(ec));
+    std::error_code file_ec;  // a file LevelDB deletes meanwhile counts nothing, and ends nothing
+    if (it->is_regular_file(file_ec)) {
+      const std::uintmax_t size = it->file_size(file_ec);
+      if (!file_ec) total += static_cast<std::int64_t>(size);
+    }
   }
   return total;
 }
