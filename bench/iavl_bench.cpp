@@ -126,16 +126,17 @@ class fixture_cache {
     std::filesystem::create_directories(f->dir);
     clear();
     f->db = Db::open(kind, f->dir);
-    const std::int64_t rss_before = rss_bytes();
+    const std::int64_t rss_before = anon_rss_bytes();
     const iavl::detail::node_pool::usage pool_before = iavl::detail::node_pool::current_usage();
     load(*f->db, what, c);
     release_free_memory();
     const iavl::detail::node_pool::usage pool_after = iavl::detail::node_pool::current_usage();
     f->keys = c.keys;
-    // The growth of the resident set, with the node pool counted by the bytes its nodes take:
+    // The growth of the process's own resident memory (not LevelDB's memory-mapped table files),
+    // with the node pool counted by the bytes its nodes take:
     // the pool keeps freed memory for reuse, so a store loaded after another one reuses pages
     // that the resident set already counted.
-    const std::int64_t grown = rss_bytes() - rss_before - (pool_after.slab_bytes - pool_before.slab_bytes) +
+    const std::int64_t grown = anon_rss_bytes() - rss_before - (pool_after.slab_bytes - pool_before.slab_bytes) +
                                (pool_after.in_use_bytes - pool_before.in_use_bytes);
     f->bytes_per_key = static_cast<double>(grown) / static_cast<double>(c.keys);
     f->disk_bytes_per_key = static_cast<double>(disk_bytes(f->dir)) / static_cast<double>(c.keys);
@@ -372,7 +373,7 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
   state.counters["rss_bytes"] = static_cast<double>(peak_rss_bytes());
   // The process's own memory, without the file pages LevelDB maps to read its tables (which
   // VmRSS counts, and the kernel can drop at will).
-  state.counters["rss_anon_bytes"] = static_cast<double>(proc_status_bytes("RssAnon"));
+  state.counters["rss_anon_bytes"] = static_cast<double>(anon_rss_bytes());
   state.counters["bytes_per_key"] = f->bytes_per_key;
   if (kind == store_kind::leveldb || kind == store_kind::raw_leveldb) {
     state.counters["disk_bytes_per_key"] = f->disk_bytes_per_key;
