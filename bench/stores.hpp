@@ -79,11 +79,14 @@ class iavl_db {
     check_ = check_branch();  // check resets to the new last commit
     deliver_ = last_.branch();
   }
-  /// Keeps the last `versions` versions from now on (0: every version), once the versions that
-  /// this deletes are pruned.
+  /// Keeps the last `versions` versions from now on (0: every version). Returns once it is in
+  /// its steady state: the versions committed before have been pruned. (They have no orphan
+  /// lists, which a tree keeps only under a retention policy, so pruning them walks the store;
+  /// the versions pruned after this were committed under the policy, as in an app that set it
+  /// from the start.)
   void prune_to(std::int64_t versions) {
     db_->set_retention({.keep_recent = versions});
-    commit();  // applies it
+    for (std::int64_t i = 0; i <= versions; ++i) commit();  // empty blocks
     db_->wait_for_pruning();
   }
   /// Waits until the last commit is written (commits write in the background).
