@@ -166,7 +166,7 @@ def charts(results, base):
 
     # Block throughput against block size, one panel per initial size.
     sizes = sorted({c[0] for c in configs})
-    fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 6), squeeze=False)
     for ax, keys in zip(axes.flat, sizes):
         for s in STORES:
             for key_len, value_len in sorted({c[1:3] for c in configs if c[0] == keys}):
@@ -177,9 +177,13 @@ def charts(results, base):
                     ax.plot(*zip(*pts), style, color=colors[s], label=f"{s} {key_len}+{value_len} B")
         ax.set(title=f"{keys:,} keys", xlabel="block size (transactions)", ylabel="transactions per second")
         axes_style(ax, sorted({c[3] for c in configs if c[0] == keys}))
-        ax.legend(fontsize="x-small")
+    legend = {}  # one legend for all panels, below them
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=6, fontsize="small")
     fig.suptitle("iavl_bench block scenario: throughput (medians)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 + 0.025 * (len(legend) // 6), 1, 1))
     fig.savefig(base + "-block.png", dpi=80)
     plt.close(fig)
 
