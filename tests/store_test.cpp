@@ -143,6 +143,17 @@ void random_version(std::mt19937_64& rng, iavl::tree& a, iavl::tree& b, model& m
   }
 }
 
+// Commits `versions` versions of random changes to a stored tree and its in-memory twin.
+void commit_random_versions(std::mt19937_64& rng, iavl::versioned_tree& db, iavl::versioned_tree& twin, model& m,
+                            int versions, int ops) {
+  for (int v = 0; v < versions; ++v) {
+    iavl::tree a = db.branch(), b = twin.branch();
+    random_version(rng, a, b, m, ops);
+    (void)db.commit(std::move(a));
+    (void)twin.commit(std::move(b));
+  }
+}
+
 void expect_contents(const iavl::snapshot& s, const model& m) {
   ASSERT_EQ(s.size(), static_cast<std::int64_t>(m.size()));
   for (const auto& [k, v] : m) ASSERT_EQ(s.get(k), v) << k;
@@ -237,12 +248,7 @@ TYPED_TEST(StoredTree, RetentionKeepsRecentAndEveryKthAndReclaimsTheRest) {
     iavl::versioned_tree db(iavl::options{
         .store = backend.open(), .cache_bytes = cache_bytes, .keep = {.keep_recent = 3, .keep_every = 5}});
     model m;
-    for (int v = 1; v <= 23; ++v) {
-      iavl::tree a = db.branch(), b = twin.branch();
-      random_version(rng, a, b, m, 300);
-      (void)db.commit(std::move(a));
-      (void)twin.commit(std::move(b));
-    }
+    commit_random_versions(rng, db, twin, m, 23, 300);
     db.wait_for_pruning();
     EXPECT_EQ(db.versions(), (std::vector<std::int64_t>{5, 10, 15, 20, 21, 22, 23}));
     for (std::int64_t v : db.versions()) {
@@ -261,12 +267,7 @@ TYPED_TEST(StoredTree, DeletingAMiddleVersionKeepsItsNeighboursWhole) {
   iavl::versioned_tree twin;
   iavl::versioned_tree db(this->opts({.keep_recent = 1000}));  // keeps orphan lists, deletes nothing
   model m;
-  for (int v = 1; v <= 8; ++v) {
-    iavl::tree a = db.branch(), b = twin.branch();
-    random_version(rng, a, b, m, 400);
-    (void)db.commit(std::move(a));
-    (void)twin.commit(std::move(b));
-  }
+  commit_random_versions(rng, db, twin, m, 8, 400);
   auto store = this->backend.open();
   const std::size_t before = stored_nodes(*store);
   db.delete_version(4);
@@ -296,20 +297,10 @@ TYPED_TEST(StoredTree, PruningVersionsOfAnEarlierOpening) {
   model m;
   {
     iavl::versioned_tree db(this->opts());
-    for (int v = 1; v <= 6; ++v) {
-      iavl::tree a = db.branch(), b = twin.branch();
-      random_version(rng, a, b, m, 400);
-      (void)db.commit(std::move(a));
-      (void)twin.commit(std::move(b));
-    }
+    commit_random_versions(rng, db, twin, m, 6, 400);
   }
   iavl::versioned_tree db(this->opts({.keep_recent = 1000}));
-  for (int v = 7; v <= 9; ++v) {  // these have orphan lists, 1..6 do not
-    iavl::tree a = db.branch(), b = twin.branch();
-    random_version(rng, a, b, m, 400);
-    (void)db.commit(std::move(a));
-    (void)twin.commit(std::move(b));
-  }
+  commit_random_versions(rng, db, twin, m, 3, 400);  // these have orphan lists, 1..6 do not
   db.delete_version(3);
   db.delete_versions_before(8);
   EXPECT_EQ(db.versions(), (std::vector<std::int64_t>{8, 9}));
