@@ -1,4 +1,6 @@
 // The reclaimer and helper threads (see detail/store_context.hpp).
+#include <exception>
+
 #include "iavl/detail/store_context.hpp"
 
 namespace iavl::detail {
@@ -92,18 +94,33 @@ void helper_thread::both(const std::function<void()>& a, const std::function<voi
       return;
     }
     task_ = &a;
+    taken_ = false;
   }
   wake_.notify_one();
-  b();
+  std::exception_ptr failure;  // `a` may refer to what b's caller holds: never leave it running
+  try {
+    b();
+  } catch (...) {
+    failure = std::current_exception();
+  }
   std::unique_lock lock(mutex_);
+  if (!taken_) {  // the helper has not been scheduled yet: doing `a` here is sooner than waiting
+    task_ = nullptr;
+    lock.unlock();
+    if (failure) std::rethrow_exception(failure);
+    a();
+    return;
+  }
   done_.wait(lock, [&] { return task_ == nullptr; });
+  if (failure) std::rethrow_exception(failure);
 }
 
 void helper_thread::run() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [&] { return stopping_ || task_; });
-    if (!task_) return;
+    wake_.wait(lock, [&] { return stopping_ || (task_ && !taken_); });
+    if (!task_ || taken_) return;  // stopping, with nothing left to take
+    taken_ = true;
     const std::function<void()>* task = task_;
     lock.unlock();
     (*task)();

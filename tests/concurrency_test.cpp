@@ -2,8 +2,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <stdexcept>
 #include <thread>
 
+#include "iavl/detail/store_context.hpp"
 #include "iavl/iavl.hpp"
 #include "iavl/node_store.hpp"
 
@@ -96,6 +101,54 @@ TEST(Concurrency, ReadersWhileTheCacheEvicts) {
   r2.join();
   EXPECT_GT(reads.load(), 0);
   db.last_commit().verify();
+}
+
+// helper_thread::both runs each half exactly once and returns only when both are done, whether
+// the helper runs `a` or the caller takes it back because the helper had not started it yet.
+TEST(HelperThread, EachHalfRunsOnceAndIsDoneOnReturn) {
+  iavl::detail::helper_thread helper;
+  helper.start();
+  long a_runs = 0, b_runs = 0;  // plain: the caller reads what `a` wrote, so TSan sees a race if both() returns early
+  long a_elsewhere = 0;
+  const std::thread::id caller = std::this_thread::get_id();
+  for (int i = 0; i < 3000; ++i) {
+    const std::function<void()> a = [&] {
+      ++a_runs;
+      if (std::this_thread::get_id() != caller) ++a_elsewhere;
+    };
+    const std::function<void()> b = [&] {
+      if (i % 100 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // let the helper take some
+      ++b_runs;
+    };
+    helper.both(a, b);
+    ASSERT_EQ(a_runs, i + 1);
+    ASSERT_EQ(b_runs, i + 1);
+  }
+  std::printf("the helper ran %ld of %ld halves\n", a_elsewhere, a_runs);  // the rest were taken back
+}
+
+// When the caller's half throws, both() still does not return while the helper runs the other
+// half (it may refer to the caller's locals), rethrows, and the helper serves the next call.
+TEST(HelperThread, ACallersExceptionWaitsForTheHelper) {
+  iavl::detail::helper_thread helper;
+  helper.start();
+  for (int i = 0; i < 200; ++i) {
+    std::atomic<bool> a_running{false};
+    const std::function<void()> a = [&] {
+      a_running = true;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      a_running = false;
+    };
+    const std::function<void()> b = [&] {
+      while (i % 2 == 0 && !a_running.load()) std::this_thread::yield();  // every other time, once the helper has `a`
+      throw std::runtime_error("caller's half failed");
+    };
+    EXPECT_THROW(helper.both(a, b), std::runtime_error);
+    EXPECT_FALSE(a_running.load());  // done or never started: nothing left running
+  }
+  long runs = 0;
+  helper.both([&] { ++runs; }, [&] { ++runs; });
+  EXPECT_EQ(runs, 2);
 }
 
 }  // namespace

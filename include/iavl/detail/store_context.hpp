@@ -96,15 +96,18 @@ class helper_thread : public worker {
  public:
   ~helper_thread() { stop(); }
 
-  /// Runs `a` on the helper and `b` on the caller; returns when both are done (both on the
-  /// caller when the helper is not running). `a` must not throw.
+  /// Runs `a` on the helper and `b` on the caller; returns when both are done. The caller runs
+  /// `a` too when the helper is not running, or has not started `a` by the time `b` is done (on
+  /// a busy machine the helper may wait for a core). When `b` throws, both() rethrows once `a`
+  /// is done or withdrawn. `a` must not throw.
   void both(const std::function<void()>& a, const std::function<void()>& b);
 
  private:
   void run() override;
 
   std::condition_variable done_;
-  const std::function<void()>* task_ = nullptr;
+  const std::function<void()>* task_ = nullptr;  // the half handed to the helper, until done
+  bool taken_ = false;                           // the helper has started task_
 };
 
 class store_context {
