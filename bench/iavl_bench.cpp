@@ -87,6 +87,13 @@ struct fixture : fixture_base {
   }
 };
 
+/// Waits for the background writes of what ran before (the load, an earlier benchmark, the
+/// untimed removal of added keys): a timing must not start by paying for them.
+template <class Db>
+void settle(Db& db) {
+  if constexpr (std::is_same_v<Db, iavl_db>) db.wait_for_writes();
+}
+
 /// Loads `keys` existing_keys into `db` in commits of up to 100,000 keys, reporting progress.
 template <class Db>
 void load(Db& db, const std::string& what, const config& c) {
@@ -106,7 +113,7 @@ void load(Db& db, const std::string& what, const config& c) {
       }
     }
   }
-  if constexpr (std::is_same_v<Db, iavl_db>) db.wait_for_writes();  // on disk before it is measured
+  settle(db);  // on disk before it is measured
   std::fprintf(stderr, "loaded %s in %.1f s\n", what.c_str(), sw.seconds());
 }
 
@@ -263,6 +270,7 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
   fixture<Db>* f = cache.get<Db>(kind, c);
   reset_peak_rss();
   Db& db = *f->db;
+  settle(db);
   key_maker key(c.key_len);
   value_maker value(c.value_len);
   rng r(scramble(next_seed++));
@@ -278,6 +286,7 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
     state.PauseTiming();
     stopwatch sw;
     forget_new_keys(*f, key, kept_from);
+    settle(db);
     kept_from = f->next_new;
     untimed += sw.seconds();
     state.ResumeTiming();
