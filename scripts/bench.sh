@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 sweep=default
-# 3 repetitions: the 1M-key configuration alone took 9 min 40 s with 5 (2026-11-29).
-timing=(--benchmark_repetitions=3)
+# 3 repetitions, at least 0.2 s each (block scenarios: 2 s, for their p99): with Google
+# Benchmark's default 0.5 s the sweep took 11 min 12 s (2026-11-29, d19238b).
+timing=(--benchmark_repetitions=3 --benchmark_min_time=0.2)
 if [ "${1:-}" = full ]; then
   sweep=full
   # About 2,000 benchmarks and 10M-key stores: one short run each keeps it near three hours.
