@@ -133,14 +133,15 @@ TEST(HelperThread, ACallersExceptionWaitsForTheHelper) {
   iavl::detail::helper_thread helper;
   helper.start();
   for (int i = 0; i < 200; ++i) {
-    std::atomic<bool> a_running{false};
+    std::atomic<bool> a_started{false}, a_running{false};
     const std::function<void()> a = [&] {
+      a_started = true;
       a_running = true;
       std::this_thread::sleep_for(std::chrono::microseconds(200));
       a_running = false;
     };
     const std::function<void()> b = [&] {
-      while (i % 2 == 0 && !a_running.load()) std::this_thread::yield();  // every other time, once the helper has `a`
+      while (i % 2 == 0 && !a_started.load()) std::this_thread::yield();  // every other time, once the helper has `a`
       throw std::runtime_error("caller's half failed");
     };
     EXPECT_THROW(helper.both(a, b), std::runtime_error);
