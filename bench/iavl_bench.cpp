@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
-#include <iavl/detail/node_pool.hpp>
 #include <iostream>
 #include <istream>
 #include <memory>
@@ -22,6 +21,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "iavl/detail/node_pool.hpp"
 #include "stores.hpp"
 #include "support.hpp"
 
