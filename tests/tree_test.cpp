@@ -3,6 +3,8 @@
 // cosmos/iavl's TestUnit, iteration, positions and limits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <map>
 #include <random>
 #include <thread>
@@ -376,4 +378,28 @@ TEST(NodePool, CountsBytesInUseAcrossThreads) {
   EXPECT_EQ(after.in_use_bytes, before.in_use_bytes);
   EXPECT_EQ(after.slab_bytes, during.slab_bytes);  // kept for reuse
 #endif
+}
+
+// Slabs are cut from huge-page chunks: across several chunks and size classes, every object is
+// 16-byte aligned and none overlaps another.
+TEST(NodePool, ObjectsAreAlignedAndDisjointAcrossChunks) {
+  namespace pool = iavl::detail::node_pool;
+  struct object {
+    char* at;
+    std::size_t size;
+  };
+  std::vector<object> objects;
+  for (std::size_t size : {48, 112, 160, 1024}) {  // over 4 MiB in each class
+    for (std::size_t i = 0; i < (std::size_t{4} << 20) / size + 1; ++i) {
+      objects.push_back({static_cast<char*>(pool::allocate(size)), size});
+    }
+  }
+  std::sort(objects.begin(), objects.end(), [](const object& a, const object& b) { return a.at < b.at; });
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    ASSERT_EQ(reinterpret_cast<std::uintptr_t>(objects[i].at) % 16, 0U);
+    if (i > 0) {
+      ASSERT_GE(objects[i].at, objects[i - 1].at + objects[i - 1].size) << "objects overlap";
+    }
+  }
+  for (const object& o : objects) pool::deallocate(o.at, o.size);
 }

@@ -4,6 +4,8 @@
 // length, inner nodes of one key length). The pool keeps freed memory of each size class in a
 // per-thread free list, trades surplus lists with other threads through a shared depot, and
 // carves new nodes out of 64 KiB slabs: no allocator headers, no searching of malloc's bins.
+// Slabs come from 2 MiB chunks that the kernel is asked to back with huge pages (Linux's
+// madvise), so that a walk through a large tree does not also miss the TLB at every node.
 // Memory goes back to the pool, never to the system. Under AddressSanitizer it is plain new and
 // delete, so that the sanitizer sees every node.
 #pragma once
