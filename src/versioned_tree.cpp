@@ -1,5 +1,7 @@
 #include "iavl/versioned_tree.hpp"
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <unordered_set>
 
@@ -12,14 +14,24 @@ namespace {
 
 // Metadata records (docs/format.md, "Metadata").
 constexpr std::string_view format_name = "format";
-constexpr std::string_view format_value = "iavl-cpp node store 2";
-constexpr std::string_view root_prefix = "r";
+constexpr std::string_view format_value = "iavl-cpp node store 3";
+constexpr std::string_view root_prefix = "r";         // the index of kept versions: their root records
+constexpr std::string_view indexed_name = "indexed";  // the versions up to this one are all indexed
+// A commit whose version is a multiple of this indexes the versions since the last such commit.
+// Otherwise a commit writes only within its version's run of node keys: LevelDB then moves each
+// flushed table down the levels without merging it, as it lies beyond all older data.
+constexpr std::int64_t index_period = 1024;
 
-std::string root_name(std::int64_t version) {
-  std::string name(root_prefix);
-  for (int shift = 56; shift >= 0; shift -= 8) name.push_back(static_cast<char>(version >> shift));
-  return name;
+// A version's root record, at the head of the version's run of node keys.
+node_key root_key(std::int64_t version) { return {version, 0}; }
+
+std::string encode_version(std::int64_t version) {
+  std::string out;
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(version >> shift));
+  return out;
 }
+
+std::string root_name(std::int64_t version) { return std::string(root_prefix) + encode_version(version); }
 
 std::string encode_root(const std::optional<node_key>& root, const hash256& hash) {
   std::string out;
@@ -47,6 +59,16 @@ void decode_root(std::int64_t version, std::string_view bytes, std::optional<nod
   }
   root = node_key{static_cast<std::int64_t>(v), static_cast<std::uint32_t>(nonce)};
   std::memcpy(hash.bytes.data(), p + a + b, 32);
+}
+
+// A version as encode_version() wrote it.
+std::int64_t decode_version(std::string_view bytes, const char* what) {
+  std::int64_t version = 0;
+  for (const char c : bytes) version = version << 8 | static_cast<std::uint8_t>(c);
+  if (bytes.size() != 8 || version < 1 || version > detail::max_version) {
+    throw error(errc::corruption, std::string("corrupt ") + what);
+  }
+  return version;
 }
 
 [[noreturn]] void no_version(std::int64_t version) {
@@ -112,15 +134,30 @@ void versioned_tree::open_store() {
                                            std::string(format_value) + "'");
   }
 
+  // The kept versions: those in the index, and those after it whose runs start with a root record.
+  std::string indexed;
+  if (store.read_meta(indexed_name, indexed)) indexed_through_ = decode_version(indexed, "index record");
   store.scan_meta(root_prefix, [&](std::string_view name, std::string_view value) {
-    if (name.size() != 9) throw error(errc::corruption, "corrupt root record name");
-    std::int64_t version = 0;
-    for (std::size_t i = 1; i < 9; ++i) version = version << 8 | static_cast<std::uint8_t>(name[i]);
-    if (version < 1 || version > detail::max_version) throw error(errc::corruption, "corrupt root record name");
+    const std::int64_t version = decode_version(name.substr(root_prefix.size()), "root record name");
+    if (version > indexed_through_) throw error(errc::corruption, "root record above the indexed versions");
     root_record& record = on_store_[version];
     decode_root(version, value, record.root, record.hash);
     return true;
   });
+  for (std::int64_t from = indexed_through_ + 1;;) {  // one seek per version
+    std::optional<node_key> first;
+    store.scan_nodes(from, INT64_MAX, [&](node_key k) {
+      first = k;
+      return false;
+    });
+    if (!first) break;
+    std::string value;
+    if (first->nonce == 0 && store.read_node(*first, value)) {
+      root_record& record = on_store_[first->version];
+      decode_root(first->version, value, record.root, record.hash);
+    }
+    from = first->version + 1;
+  }
   const std::int64_t latest = on_store_.empty() ? 0 : on_store_.rbegin()->first;
 
   // Nodes above the latest version are leftovers of an interrupted rollback_to: drop them.
@@ -262,12 +299,31 @@ void versioned_tree::write_version(std::int64_t version, const std::vector<detai
     detail::encode_node(n, buf);
     batch.put_nodes.emplace_back(n->key_in_store(), buf);
   }
-  batch.put_meta.emplace_back(root_name(version),
-                              encode_root(root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash));
+  std::string record = encode_root(root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash);
+  std::unique_lock index_lock(index_mutex_, std::defer_lock);
+  if (version % index_period == 0) {
+    index_lock.lock();
+    index_versions(version, record, batch);
+  }
+  batch.put_nodes.emplace_back(root_key(version), std::move(record));
   opts_.store->write(batch, opts_.sync);
+  if (index_lock.owns_lock()) indexed_through_ = version;
   std::int64_t bytes = 0;
   for (const detail::node* n : fresh) bytes += static_cast<std::int64_t>(detail::footprint(n));
   ctx_->account().bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+// Adds to `batch` the index records of the kept versions after indexed_through_ up to `through`
+// (whose root record is `through_record`), all written by now or in `batch`. Requires index_mutex_.
+void versioned_tree::index_versions(std::int64_t through, const std::string& through_record, write_batch& batch) {
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = on_store_.upper_bound(indexed_through_); it != on_store_.end() && it->first < through; ++it) {
+      batch.put_meta.emplace_back(root_name(it->first), encode_root(it->second.root, it->second.hash));
+    }
+  }
+  batch.put_meta.emplace_back(root_name(through), through_record);
+  batch.put_meta.emplace_back(indexed_name, encode_version(through));
 }
 
 // Once a version is durable: older versions may be pruned (the pruner reads the new one from the
@@ -428,13 +484,19 @@ void versioned_tree::rollback_to(std::int64_t version) {
   // First the newer versions' roots, atomically: from then on they no longer exist. Their nodes
   // follow in bounded batches; open_store() finishes the job if this is interrupted.
   write_batch roots;
+  std::unique_lock index(index_mutex_);
   {
     std::lock_guard lock(mutex_);
     for (auto it = on_store_.upper_bound(version); it != on_store_.end(); ++it) {
+      roots.delete_nodes.push_back(root_key(it->first));
       roots.delete_meta.push_back(root_name(it->first));
     }
   }
+  // Versions after `version` will be committed again, not indexed yet.
+  if (indexed_through_ > version) roots.put_meta.emplace_back(indexed_name, encode_version(version));
   store.write(roots, true);
+  indexed_through_ = std::min(indexed_through_, version);
+  index.unlock();
   {
     snapshot reloaded = load_version(version, record);
     std::lock_guard lock(mutex_);
@@ -530,7 +592,9 @@ void versioned_tree::prune(std::int64_t version) {
   } else {
     walk_orphans(version, previous, doomed, next, batch);
   }
+  batch.delete_nodes.push_back(root_key(version));
   batch.delete_meta.push_back(root_name(version));
+  std::lock_guard index(index_mutex_);
   opts_.store->write(batch, false);  // ordered before any later synced write, so never torn
   std::lock_guard lock(mutex_);
   on_store_.erase(version);
@@ -576,8 +640,13 @@ void versioned_tree::walk_orphans(std::int64_t version, std::int64_t previous, c
 snapshot versioned_tree::adopt_import(std::int64_t version, const std::optional<node_key>& root, const hash256& hash,
                                       write_batch& last) {
   const root_record record{root, hash};
-  last.put_meta.emplace_back(root_name(version), encode_root(root, hash));
+  // Indexed at once: the imported nodes' versions run from 1 to `version`, and opening the store
+  // seeks through every version after the index.
+  std::lock_guard index(index_mutex_);
+  index_versions(version, encode_root(root, hash), last);
+  last.put_nodes.emplace_back(root_key(version), encode_root(root, hash));
   opts_.store->write(last, opts_.sync);
+  indexed_through_ = version;
   {
     std::lock_guard lock(mutex_);
     on_store_[version] = record;  // from here on, the version exists

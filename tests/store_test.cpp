@@ -189,9 +189,10 @@ std::set<iavl::node_key> reachable(iavl::versioned_tree& db) {
   return out;
 }
 
+// Node records in the store; a version's root record (nonce 0) is not a node.
 std::size_t stored_nodes(iavl::node_store& store) {
   std::size_t n = 0;
-  store.scan_nodes(0, INT64_MAX, [&](iavl::node_key) { return ++n, true; });
+  store.scan_nodes(0, INT64_MAX, [&](iavl::node_key k) { return n += k.nonce != 0, true; });
   return n;
 }
 
@@ -406,6 +407,72 @@ TYPED_TEST(StoredTree, EmptyTreesAndEmptyKeysPersist) {
   EXPECT_TRUE(db.at(3).empty());
 }
 
+// A commit writes nothing outside its version's run of node keys (so that LevelDB need not merge
+// the tables it flushes), except every 1024th, which indexes the versions since the last one.
+TYPED_TEST(StoredTree, CommitsWriteOnlyTheirOwnRunBetweenIndexCommits) {
+  auto meta_records = [&] {
+    std::vector<std::string> names;
+    this->backend.open()->scan_meta("", [&](std::string_view name, std::string_view) {
+      names.emplace_back(name);
+      return true;
+    });
+    return names;
+  };
+  iavl::versioned_tree db(iavl::options{.store = this->backend.open(), .sync = false});
+  for (int v = 1; v <= 1023; ++v) {
+    iavl::tree t = db.branch();
+    t.set("k" + std::to_string(v % 50), std::to_string(v));
+    (void)db.commit(std::move(t));
+  }
+  EXPECT_EQ(meta_records(), std::vector<std::string>{"format"});
+  (void)db.commit(db.branch());                     // version 1024
+  EXPECT_EQ(meta_records().size(), 1 + 1024 + 1U);  // format, one index record a version, "indexed"
+}
+
+// The kept versions are found again on opening, whether or not they are indexed yet, after
+// pruning, deleting and rolling back across the index.
+TYPED_TEST(StoredTree, KeptVersionsSurviveReopeningAcrossTheIndex) {
+  std::mt19937_64 rng(7);
+  model m;
+  std::map<std::int64_t, iavl::hash256> hashes;  // of every version committed
+  auto commit_until = [&](iavl::versioned_tree& db, std::int64_t last) {
+    while (db.latest_version() < last) {
+      iavl::tree t = db.branch();
+      for (int i = 0; i < 3; ++i) t.set("k" + std::to_string(rng() % 200), std::to_string(rng()));
+      const iavl::snapshot s = db.commit(std::move(t));
+      hashes[s.version()] = s.hash();
+    }
+  };
+  auto expect_versions_survive_reopening = [&](std::unique_ptr<iavl::versioned_tree>& db) {
+    const std::vector<std::int64_t> before = db->versions();
+    db.reset();
+    db = std::make_unique<iavl::versioned_tree>(iavl::options{.store = this->backend.open(), .sync = false});
+    ASSERT_EQ(db->versions(), before);
+    for (std::int64_t v : {before.front(), before[before.size() / 2], before.back()}) {
+      EXPECT_EQ(db->at(v).hash(), hashes.at(v)) << v;
+    }
+    db->last_commit().verify();
+  };
+  auto db = std::make_unique<iavl::versioned_tree>(iavl::options{.store = this->backend.open(), .sync = false});
+  commit_until(*db, 1000);  // none indexed yet
+  db->delete_version(10);
+  expect_versions_survive_reopening(db);
+  commit_until(*db, 2100);   // indexed through 2048
+  db->delete_version(500);   // indexed before: its index record goes too
+  db->delete_version(2070);  // not indexed yet
+  db->delete_versions_before(300);
+  expect_versions_survive_reopening(db);
+  EXPECT_EQ(db->versions().size(), 2100U - 299 - 2);
+  db->rollback_to(1500);  // below the index: later commits reuse the versions above it
+  commit_until(*db, 1600);
+  expect_versions_survive_reopening(db);
+  EXPECT_EQ(db->latest_version(), 1600);
+  EXPECT_EQ(db->at(1600).hash(), hashes.at(1600));
+  commit_until(*db, 2050);  // indexed through 2048 again
+  expect_versions_survive_reopening(db);
+  EXPECT_EQ(db->versions().size(), 2050U - 299 - 1);
+}
+
 TYPED_TEST(StoredTree, TreesOfAnotherDatabaseAreStale) {
   iavl::versioned_tree db(this->opts());
   iavl::versioned_tree other;
@@ -509,8 +576,8 @@ TEST(StoreFailures, ADamagedNodeRecordIsATypedError) {
   auto store = store_of_one_version(50);
   // Every truncation and a flipped kind byte of the root record.
   std::string root_bytes;
-  std::string root_meta;
-  ASSERT_TRUE(store->read_meta(std::string("r") + std::string(7, '\0') + "\x01", root_meta));
+  std::string root_record;
+  ASSERT_TRUE(store->read_node({1, 0}, root_record));  // at the head of the version's run
   std::uint32_t nonce = 0;
   store->scan_nodes(1, 1, [&](iavl::node_key k) { return nonce = k.nonce, true; });  // the root is numbered last
   ASSERT_TRUE(store->read_node({1, nonce}, root_bytes));

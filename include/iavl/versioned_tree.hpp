@@ -157,6 +157,12 @@ class versioned_tree {
   std::unique_ptr<detail::node_cache> cache_;   // with a store
 
   std::mutex commit_mutex_;  // one commit or version-management call at a time
+  // The store's index of kept versions (docs/format.md): a store write that adds to it or deletes
+  // a version holds index_mutex_ (taken before mutex_), so that no version is indexed after its
+  // deletion was written. indexed_through_: the versions up to it are all in the index.
+  std::mutex index_mutex_;
+  std::int64_t indexed_through_ = 0;
+  void index_versions(std::int64_t through, const std::string& through_record, write_batch& batch);
   mutable std::mutex mutex_;
   snapshot latest_;
   std::map<std::int64_t, snapshot> in_memory_;    // kept versions, without a store
