@@ -619,6 +619,41 @@ TEST(StoreFailures, ForeignOrOtherFormatStoresAreRejected) {
   }
 }
 
+// The index of kept versions is checked on opening: a damaged "indexed" record, an index record
+// above it or a damaged root record at the head of a version's run is corruption, not a guess.
+TEST(StoreFailures, ADamagedVersionIndexIsATypedError) {
+  const auto expect_corruption = [](const std::shared_ptr<iavl::node_store>& store, const char* what) {
+    try {
+      iavl::versioned_tree db(iavl::options{.store = store});
+      ADD_FAILURE() << what << ": opened";
+    } catch (const iavl::error& e) {
+      EXPECT_EQ(e.code(), iavl::errc::corruption) << what << ": " << e.what();
+    }
+  };
+  const auto damaged = [](const iavl::write_batch& damage) {
+    auto store = iavl::open_memory_store();
+    {
+      iavl::versioned_tree db(iavl::options{.store = store});
+      for (int v = 1; v <= 1030; ++v) {  // indexed through 1024
+        iavl::tree t = db.branch();
+        t.set("k" + std::to_string(v % 7), std::to_string(v));
+        (void)db.commit(std::move(t));
+      }
+    }
+    store->write(damage, true);
+    return store;
+  };
+  iavl::write_batch short_index;
+  short_index.put_meta.emplace_back("indexed", "\x04");
+  expect_corruption(damaged(short_index), "a short indexed record");
+  iavl::write_batch above;
+  above.put_meta.emplace_back(std::string("r") + std::string(6, '\0') + "\x05\x00", "");  // version 1280
+  expect_corruption(damaged(above), "an index record above the indexed versions");
+  iavl::write_batch bad_root;
+  bad_root.put_nodes.emplace_back(iavl::node_key{1029, 0}, "\x01");
+  expect_corruption(damaged(bad_root), "a truncated root record after the index");
+}
+
 TEST(LevelDbStore, PathsThatAreNotDatabasesAreRejected) {
   test_support::temp_dir dir;
   const fs::path file = dir.path() / "file";
