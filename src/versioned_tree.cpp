@@ -299,18 +299,24 @@ void versioned_tree::write_version(std::int64_t version, const std::vector<detai
     detail::encode_node(n, buf);
     batch.put_nodes.emplace_back(n->key_in_store(), buf);
   }
-  std::string record = encode_root(root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash);
+  write_with_root(version, encode_root(root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash),
+                  batch, version % index_period == 0);
+  std::int64_t bytes = 0;
+  for (const detail::node* n : fresh) bytes += static_cast<std::int64_t>(detail::footprint(n));
+  ctx_->account().bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+// Writes `batch` with `version`'s root record at the head of its run; with `index`, also indexes
+// the kept versions up to it (under index_mutex_).
+void versioned_tree::write_with_root(std::int64_t version, std::string record, write_batch& batch, bool index) {
   std::unique_lock index_lock(index_mutex_, std::defer_lock);
-  if (version % index_period == 0) {
+  if (index) {
     index_lock.lock();
     index_versions(version, record, batch);
   }
   batch.put_nodes.emplace_back(root_key(version), std::move(record));
   opts_.store->write(batch, opts_.sync);
-  if (index_lock.owns_lock()) indexed_through_ = version;
-  std::int64_t bytes = 0;
-  for (const detail::node* n : fresh) bytes += static_cast<std::int64_t>(detail::footprint(n));
-  ctx_->account().bytes.fetch_add(bytes, std::memory_order_relaxed);
+  if (index) indexed_through_ = version;
 }
 
 // Adds to `batch` the index records of the kept versions after indexed_through_ up to `through`
@@ -642,11 +648,7 @@ snapshot versioned_tree::adopt_import(std::int64_t version, const std::optional<
   const root_record record{root, hash};
   // Indexed at once: the imported nodes' versions run from 1 to `version`, and opening the store
   // seeks through every version after the index.
-  std::lock_guard index(index_mutex_);
-  index_versions(version, encode_root(root, hash), last);
-  last.put_nodes.emplace_back(root_key(version), encode_root(root, hash));
-  opts_.store->write(last, opts_.sync);
-  indexed_through_ = version;
+  write_with_root(version, encode_root(root, hash), last, true);
   {
     std::lock_guard lock(mutex_);
     on_store_[version] = record;  // from here on, the version exists
