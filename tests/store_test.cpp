@@ -433,7 +433,6 @@ TYPED_TEST(StoredTree, CommitsWriteOnlyTheirOwnRunBetweenIndexCommits) {
 // pruning, deleting and rolling back across the index.
 TYPED_TEST(StoredTree, KeptVersionsSurviveReopeningAcrossTheIndex) {
   std::mt19937_64 rng(7);
-  model m;
   std::map<std::int64_t, iavl::hash256> hashes;  // of every version committed
   auto commit_until = [&](iavl::versioned_tree& db, std::int64_t last) {
     while (db.latest_version() < last) {
@@ -647,7 +646,7 @@ TEST(StoreFailures, ADamagedVersionIndexIsATypedError) {
   short_index.put_meta.emplace_back("indexed", "\x04");
   expect_corruption(damaged(short_index), "a short indexed record");
   iavl::write_batch above;
-  above.put_meta.emplace_back(std::string("r") + std::string(6, '\0') + "\x05\x00", "");  // version 1280
+  above.put_meta.emplace_back(std::string("r") + std::string(6, '\0') + std::string("\x05\x00", 2), "");  // 1280
   expect_corruption(damaged(above), "an index record above the indexed versions");
   iavl::write_batch bad_root;
   bad_root.put_nodes.emplace_back(iavl::node_key{1029, 0}, "\x01");
