@@ -216,7 +216,6 @@ std::vector<std::int64_t> versioned_tree::versions() const {
 
 snapshot versioned_tree::commit(tree&& working) {
   std::lock_guard serial(commit_mutex_);
-  wait_for_writes();  // at most one version is being written at a time
   const snapshot base = last_commit();
   const std::int64_t version = working.version();
   if (version != base.version() + 1 || !(working.base_hash_ == base.hash()) || working.keep_.shared_ctx() != ctx_) {
@@ -230,6 +229,7 @@ snapshot versioned_tree::commit(tree&& working) {
   const hash256 hash = working.root_hash_;
   detail::node* root = working.root_;
 
+  encoded_nodes to_write;
   if (opts_.store) {
     if (fresh.size() > detail::max_nonce) {
       throw error(errc::invalid_argument,
@@ -237,20 +237,24 @@ snapshot versioned_tree::commit(tree&& working) {
     }
     std::uint32_t nonce = 0;
     for (detail::node* n : fresh) n->nonce = ++nonce;  // children first: a parent's record names them
-    if (!opts_.background_writes) {
-      try {
-        write_version(version, fresh, root, hash);
-      } catch (...) {
-        for (detail::node* n : fresh) n->nonce = 0;  // the tree stays as it was: nothing was written
-        throw;
+    to_write.fresh = fresh;
+    try {
+      if (opts_.background_writes) {
+        // While the previous version is being written this thread would only wait: it encodes
+        // the new nodes meanwhile, and leaves what is left to the writer thread.
+        while (!to_write.encoded() && writing()) encode_nodes(to_write, encode_step);
+        wait_for_writes();  // at most one version is being written at a time
+      } else {
+        write_version(version, to_write, root, hash);
       }
+    } catch (...) {
+      for (detail::node* n : fresh) n->nonce = 0;  // the tree stays as it was: nothing was written
+      throw;
     }
   }
   // The new nodes are committed; the base nodes they borrowed become counted references on the
   // reclaimer, before the base version is dropped below (its jobs run in order).
   for (detail::node* n : fresh) n->mark_committed();
-  std::vector<detail::node*> to_write;
-  if (opts_.store && opts_.background_writes) to_write = fresh;
   ctx_->reclaim().count_borrowed(std::move(fresh), std::move(working.pin_));
 
   // The new version holds the root: the tree's own root, or its counted or borrowed one.
@@ -290,20 +294,25 @@ void versioned_tree::keep_orphan_list(std::int64_t version, std::vector<node_key
   if (entries <= opts_.cache_bytes / 8 / sizeof(node_key)) orphans_[version] = std::move(list);
 }
 
-void versioned_tree::write_version(std::int64_t version, const std::vector<detail::node*>& fresh,
-                                   const detail::node* root, const hash256& hash) {
-  write_batch batch;
-  batch.put_nodes.reserve(fresh.size());
+void versioned_tree::encode_nodes(encoded_nodes& nodes, std::size_t count) {
+  std::vector<std::pair<node_key, std::string>>& records = nodes.batch.put_nodes;
+  if (records.empty()) records.reserve(nodes.fresh.size() + 1);  // and the root record
+  const std::size_t end = std::min(nodes.fresh.size(), records.size() + count);
   std::string buf;
-  for (const detail::node* n : fresh) {
+  for (std::size_t i = records.size(); i < end; ++i) {
+    const detail::node* n = nodes.fresh[i];
     detail::encode_node(n, buf);
-    batch.put_nodes.emplace_back(n->key_in_store(), buf);
+    records.emplace_back(n->key_in_store(), buf);
+    nodes.bytes += static_cast<std::int64_t>(detail::footprint(n));
   }
+}
+
+void versioned_tree::write_version(std::int64_t version, encoded_nodes& nodes, const detail::node* root,
+                                   const hash256& hash) {
+  encode_nodes(nodes, nodes.fresh.size());
   write_with_root(version, encode_root(root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash),
-                  batch, version % index_period == 0);
-  std::int64_t bytes = 0;
-  for (const detail::node* n : fresh) bytes += static_cast<std::int64_t>(detail::footprint(n));
-  ctx_->account().bytes.fetch_add(bytes, std::memory_order_relaxed);
+                  nodes.batch, version % index_period == 0);
+  ctx_->account().bytes.fetch_add(nodes.bytes, std::memory_order_relaxed);
 }
 
 // Writes `batch` with `version`'s root record at the head of its run; with `index`, also indexes
@@ -350,11 +359,11 @@ void versioned_tree::write_loop() {
     write_wake_.wait(lock, [&] { return writer_stopping_ || pending_write_; });
     if (!pending_write_) return;  // stopping, nothing left to write
     const snapshot s = pending_write_->version;
-    const std::vector<detail::node*> fresh = std::move(pending_write_->fresh);
+    encoded_nodes nodes = std::move(pending_write_->nodes);
     lock.unlock();
     std::exception_ptr failure;
     try {
-      write_version(s.version(), fresh, s.root_, s.hash());
+      write_version(s.version(), nodes, s.root_, s.hash());
     } catch (...) {
       failure = std::current_exception();
     }
@@ -364,6 +373,11 @@ void versioned_tree::write_loop() {
     pending_write_.reset();
     write_idle_.notify_all();
   }
+}
+
+bool versioned_tree::writing() const {
+  std::lock_guard lock(write_mutex_);
+  return pending_write_.has_value();
 }
 
 void versioned_tree::wait_for_writes() {

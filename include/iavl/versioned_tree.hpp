@@ -131,8 +131,16 @@ class versioned_tree {
 
   void open_store();
   void schedule_trim(const snapshot& latest);
-  void write_version(std::int64_t version, const std::vector<detail::node*>& fresh, const detail::node* root,
-                     const hash256& hash);
+  struct encoded_nodes {
+    std::vector<detail::node*> fresh;  // a version's new nodes, numbered, children first
+    write_batch batch;                 // the records of the first of them
+    std::int64_t bytes = 0;            // their memory, counted in the cache once they are written
+    [[nodiscard]] bool encoded() const { return batch.put_nodes.size() == fresh.size(); }
+  };
+  static constexpr std::size_t encode_step = 256;  // nodes a commit encodes between looks at the writer
+  static void encode_nodes(encoded_nodes& nodes, std::size_t count);  // the next `count` (or fewer)
+  [[nodiscard]] bool writing() const;                                 // a version is being written in the background
+  void write_version(std::int64_t version, encoded_nodes& nodes, const detail::node* root, const hash256& hash);
   void after_durable(const snapshot& s);
   void write_loop();
   [[nodiscard]] snapshot load_version(std::int64_t version, const root_record& record) const;
@@ -184,8 +192,8 @@ class versioned_tree {
 
   // Background writes (options::background_writes): one version at a time.
   struct pending_write {
-    snapshot version;                  // keeps its nodes alive until written
-    std::vector<detail::node*> fresh;  // its new nodes, numbered, children first
+    snapshot version;  // keeps its nodes alive until written
+    encoded_nodes nodes;
   };
   mutable std::mutex write_mutex_;
   std::condition_variable write_wake_, write_idle_;

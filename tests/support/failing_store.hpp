@@ -1,7 +1,12 @@
-// A memory store whose writes fail on demand, for the paths that must survive a failed write.
+// A memory store whose writes fail or are held on demand, for the paths that must survive a
+// failed write and those that race with a pending one.
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <climits>
 #include <memory>
+#include <thread>
 
 #include "iavl/errors.hpp"
 #include "iavl/node_store.hpp"
@@ -10,8 +15,11 @@ namespace test_support {
 
 class failing_store : public iavl::node_store {
  public:
-  bool fail_writes = false;  ///< every write throws errc::io_error
-  int writes_left = -1;      ///< when >= 0: that many more writes succeed, later ones fail
+  bool fail_writes = false;     ///< every write throws errc::io_error
+  int writes_left = -1;         ///< when >= 0: that many more writes succeed, later ones fail
+  std::atomic<long> writes{0};  ///< successful writes so far; they are numbered from 1
+  /// A write returns (after writing) only once this reaches its number.
+  std::atomic<long> release_through{LONG_MAX};
 
   bool read_node(iavl::node_key k, std::string& out) const override { return inner->read_node(k, out); }
   bool read_meta(std::string_view n, std::string& out) const override { return inner->read_meta(n, out); }
@@ -26,6 +34,8 @@ class failing_store : public iavl::node_store {
     if (writes_left > 0) --writes_left;
     if (fail_writes) throw iavl::error(iavl::errc::io_error, "injected write failure");
     inner->write(batch, sync);
+    const long number = ++writes;
+    while (release_through.load() < number) std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
   std::uint64_t size_bytes() const override { return inner->size_bytes(); }
   std::shared_ptr<iavl::node_store> inner = iavl::open_memory_store();
