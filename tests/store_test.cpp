@@ -1,13 +1,11 @@
 // Node stores and store-backed versioned trees. One conformance suite runs on every backend.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
 #include <set>
-#include <thread>
 
 #include "iavl/iavl.hpp"
 #include "iavl/leveldb_store.hpp"
@@ -546,40 +544,6 @@ TEST(StoreFailures, AFailedBackgroundWriteStopsLaterCommits) {
   iavl::versioned_tree reopened(iavl::options{.store = store->inner});
   EXPECT_EQ(reopened.latest_version(), 1);  // what reached the store, and nothing torn
   EXPECT_EQ(reopened.last_commit().get("k"), "1");
-}
-
-// A commit that finds the previous version still being written encodes its nodes itself until
-// the writer is free, and the writer encodes the rest: with writes of varied length, every
-// version must reach the store whole, whichever thread encoded which of its nodes.
-TEST(StoredTree, BackgroundWritesStoreEveryNodeWhicheverThreadEncodesIt) {
-  auto store = std::make_shared<failing_store>();
-  std::vector<iavl::hash256> hashes;
-  std::mt19937 rng(7);
-  {
-    iavl::versioned_tree db(iavl::options{.store = store, .background_writes = true});
-    const long before = store->writes;
-    store->release_through = before;  // each version's write is held until the next commit began
-    for (int v = 1; v <= 40; ++v) {
-      iavl::tree t = db.branch();
-      for (int i = 0; i < 2000; ++i) t.set("k" + std::to_string(rng() % 20000), "v" + std::to_string(v));
-      const std::chrono::microseconds delay(rng() % 1000);  // encoding 8,000 nodes takes longer
-      std::thread release([&] {
-        std::this_thread::sleep_for(delay);
-        store->release_through = before + v - 1;
-      });
-      hashes.push_back(db.commit(std::move(t)).hash());
-      release.join();
-    }
-    store->release_through = LONG_MAX;
-    db.wait_for_writes();
-  }
-  iavl::versioned_tree reopened(iavl::options{.store = store->inner});
-  ASSERT_EQ(reopened.latest_version(), 40);
-  for (int v = 1; v <= 40; ++v) {
-    const iavl::snapshot s = reopened.at(v);
-    EXPECT_EQ(s.hash(), hashes[static_cast<std::size_t>(v - 1)]) << v;
-    s.verify();  // loads every node of the version from the store
-  }
 }
 
 // A memory store holding one version of `keys` keys.
