@@ -316,6 +316,9 @@ TEST(Tree, DeferredWritesGiveTheSameTreesAsImmediateOnes) {
     const int ops = static_cast<int>(rng() % 400);
     for (int op = 0; op < ops; ++op) {
       const std::string key(1, static_cast<char>(rng() % 60));  // few keys: many repeats
+      if (rng() % 2 == 0) {
+        ASSERT_EQ(d.get(key), i.get(key));  // read-modify-write
+      }
       if (rng() % 3 == 0) {
         ASSERT_EQ(d.remove(key), i.remove(key));
         m.erase(key);
@@ -337,6 +340,31 @@ TEST(Tree, DeferredWritesGiveTheSameTreesAsImmediateOnes) {
     d.verify();
     EXPECT_EQ(db.commit(std::move(d)).hash(), twin.commit(std::move(i)).hash());
   }
+}
+
+// A deferred tree's set reuses what a read of the same key just found (no second walk); once
+// the buffer is applied to the nodes, what the read found no longer holds.
+TEST(Tree, ADeferredSetAfterAReadOfItsKeyKnowsWhetherItInserts) {
+  iavl::versioned_tree db;
+  iavl::tree t = db.branch();
+  t.set("a", "1");
+  (void)db.commit(std::move(t));
+  iavl::tree check = db.branch(iavl::writes::deferred);
+  EXPECT_EQ(check.get("a"), "1");
+  EXPECT_EQ(check.set("a", "2"), iavl::set_result::updated);
+  EXPECT_EQ(check.get("b"), std::nullopt);
+  EXPECT_EQ(check.set("b", "3"), iavl::set_result::inserted);
+  EXPECT_EQ(check.size(), 2);
+  EXPECT_EQ(check.get("c"), std::nullopt);
+  EXPECT_EQ(check.set("c", "4"), iavl::set_result::inserted);
+  EXPECT_EQ(check.index_of("c"), 2);  // applies the buffer: "c" is in the nodes now
+  EXPECT_EQ(check.set("c", "5"), iavl::set_result::updated);
+  EXPECT_EQ(check.size(), 3);
+  EXPECT_EQ(check.get("a"), "2");
+  EXPECT_TRUE(check.remove("a"));
+  EXPECT_EQ(check.get("a"), std::nullopt);
+  EXPECT_EQ(check.set("a", "6"), iavl::set_result::inserted);
+  EXPECT_EQ(check.size(), 3);
 }
 
 TEST(Tree, ADiscardedDeferredTreeLeavesItsBaseAsItWas) {

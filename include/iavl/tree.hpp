@@ -81,6 +81,11 @@ struct write_buffer {
   std::deque<op> log;                                      // in order; addresses stay put
   std::unordered_map<std::string_view, std::size_t> last;  // key -> its last op in log
   std::int64_t size_change = 0;                            // keys added minus keys removed
+  // The last key a read looked up in the nodes, and whether it was there: a set of the key just
+  // read (the usual read-modify-write) then needs no second walk to know whether it inserts.
+  std::string looked_up;
+  bool looked_up_found = false;
+  bool looked_up_valid = false;
 };
 
 /// A counted reference to a committed root node (or to nothing: the empty tree), with the

@@ -29,6 +29,11 @@ inline std::optional<std::string> tree_view::get(std::string_view key) const {
   }
   const detail::store_guard guard(ctx());
   const detail::leaf_node* l = detail::find(root_, key, ctx());
+  if (buffer_) {
+    buffer_->looked_up.assign(key);
+    buffer_->looked_up_found = l != nullptr;
+    buffer_->looked_up_valid = true;
+  }
   if (!l) return std::nullopt;
   return std::string(l->value());
 }
@@ -37,6 +42,7 @@ inline bool tree_view::has(std::string_view key) const {
   if (buffer_) {
     const auto it = buffer_->last.find(key);
     if (it != buffer_->last.end()) return buffer_->log[it->second].value.has_value();
+    if (buffer_->looked_up_valid && buffer_->looked_up == key) return buffer_->looked_up_found;
   }
   const detail::store_guard guard(ctx());
   return detail::find(root_, key, ctx()) != nullptr;
@@ -167,6 +173,7 @@ inline void tree::apply_buffered_writes() {
   b.log.clear();
   b.last.clear();
   b.size_change = 0;
+  b.looked_up_valid = false;  // the nodes now hold the writes
   buffer_ = &b;
 }
 
