@@ -87,11 +87,12 @@ struct fixture : fixture_base {
   }
 };
 
-/// Waits for the background writes of what ran before (the load, an earlier benchmark, the
-/// untimed removal of added keys): a timing must not start by paying for them.
+/// Waits for the background writes and freeing of what ran before (the load, an earlier
+/// benchmark, the untimed removal of added keys): neither a timing nor a memory figure may
+/// include them.
 template <class Db>
 void settle(Db& db) {
-  if constexpr (std::is_same_v<Db, iavl_db>) db.wait_for_writes();
+  if constexpr (std::is_same_v<Db, iavl_db>) db.settle();
 }
 
 /// Loads `keys` existing_keys into `db` in commits of up to 100,000 keys, reporting progress.

@@ -89,8 +89,12 @@ class iavl_db {
     for (std::int64_t i = 0; i <= versions; ++i) commit();  // empty blocks
     db_->wait_for_pruning();
   }
-  /// Waits until the last commit is written (commits write in the background).
-  void wait_for_writes() { db_->wait_for_writes(); }
+  /// Waits until the last commit is written and the versions let go of are freed (both happen
+  /// in the background).
+  void settle() {
+    db_->wait_for_writes();
+    db_->trim_cache();
+  }
   /// The last commit, for the scenarios only the tree has (state sync, proofs).
   [[nodiscard]] const iavl::snapshot& last_commit() const { return last_; }
   std::size_t scan(std::string_view start, std::size_t n) const {

@@ -407,9 +407,9 @@ void versioned_tree::schedule_trim(const snapshot& latest) {
 }
 
 void versioned_tree::trim_cache() {
-  if (!cache_) return;
   std::lock_guard serial(commit_mutex_);
   ctx_->reclaim().flush();  // what old versions held counts until it is freed
+  if (!cache_) return;
   schedule_trim(last_commit());
   ctx_->reclaim().flush();
 }

@@ -113,9 +113,9 @@ class versioned_tree {
   void set_retention(const retention& keep);
   /// Waits until background pruning is done; rethrows its first failure, if any.
   void wait_for_pruning();
-  /// With a store: waits until the nodes of versions let go of are freed, then unloads cold
-  /// nodes of the latest version until memory is within options::cache_bytes. commit() trims
-  /// too, without waiting: memory freed in the background lags by about one commit. A process
+  /// Waits until the nodes of versions let go of are freed (memory freed in the background
+  /// lags by about one commit); with a store, then unloads cold nodes of the latest version
+  /// until memory is within options::cache_bytes. commit() trims too, without waiting. A process
   /// that only reads may call this now and then. Nodes that snapshots of older versions loaded
   /// stay until those snapshots go.
   void trim_cache();
