@@ -96,9 +96,10 @@ epoch_pin::~epoch_pin() {
   all_pins().erase(all_pins().find(epoch_));
 }
 
-void retire_list::retire(node* n, memory_account* account) {
+void retire_list::retire(node* n, memory_account* account, std::int64_t bytes) {
   // The unlink happened before this; readers that start after the increment cannot reach n.
-  waiting_.push_back({n, account, global_epoch.fetch_add(1, std::memory_order_seq_cst)});
+  waiting_.push_back({n, account, bytes, global_epoch.fetch_add(1, std::memory_order_seq_cst)});
+  waiting_bytes_ += bytes;
 }
 
 std::size_t retire_list::collect() {
@@ -108,6 +109,7 @@ std::size_t retire_list::collect() {
   for (const entry& e : waiting_) {
     if (e.epoch < oldest) {
       release(e.n, e.account);
+      waiting_bytes_ -= e.bytes;
     } else {
       waiting_[kept++] = e;
     }

@@ -1,5 +1,6 @@
 #include "iavl/detail/node_cache.hpp"
 
+#include <algorithm>
 #include <vector>
 
 namespace iavl::detail {
@@ -27,10 +28,13 @@ std::int64_t loaded_bytes(const node* n) {
 
 void node_cache::trim(node* root, const store_context& ctx) {
   retired_.collect();
-  const std::int64_t bytes = ctx.account().bytes.load(std::memory_order_relaxed);
+  // What earlier sweeps unloaded counts until no reader (a working tree's pin) can see it, but
+  // is as good as freed: counted again, it would be unloaded again at every commit.
+  const std::int64_t bytes = ctx.account().bytes.load(std::memory_order_relaxed) - retired_.waiting_bytes();
   const auto budget = static_cast<std::int64_t>(budget_);
   if (bytes <= budget || !root || root->is_leaf()) return;
   to_free_ = bytes - budget / 10 * 9;
+  bytes_per_key_ = std::max<std::int64_t>(1, bytes / size_of(root));
   {
     const read_guard guard;
     // The first pass may only clear marks; the third evicts whatever is left.
@@ -50,10 +54,14 @@ bool node_cache::sweep(inner_node* n, const store_context& ctx) {
     if (!c) continue;
     if (c->take_touch()) {
       if (!c->is_leaf() && !sweep(as_inner(c), ctx)) return false;
+    } else if (!c->is_leaf() && size_of(c) * bytes_per_key_ > to_free_) {
+      // Likely to hold more than is left to free (as near the root, once a sweep has cleared
+      // every mark after a full read): unload parts of it rather than all of it.
+      if (!sweep(as_inner(c), ctx)) return false;
     } else if (c->nonce != 0) {  // in the store, so it can be loaded again
       const std::int64_t bytes = loaded_bytes(c);
       if (n->child[i].unload(c, c->key_in_store())) {
-        retired_.retire(c, &ctx.account());
+        retired_.retire(c, &ctx.account(), bytes);
         to_free_ -= bytes;
       }
     }

@@ -389,6 +389,36 @@ TEST(Rollback, DeletesVersionsOfMoreThanOneBatch) {
   EXPECT_EQ(db.latest_version(), 1);
 }
 
+// Trimming unloads what brings memory back within budget, not much more: not after a full read,
+// which leaves no cold subtree until the sweep has cleared every mark (it then found the root's
+// children cold and unloaded both whole), and not while a working tree's pin holds back the
+// freeing of what was unloaded (each trim counted it again and unloaded more).
+TYPED_TEST(StoredTree, TrimmingUnloadsNoMoreThanItMust) {
+  iavl::options o = this->opts();
+  o.cache_bytes = 64 << 10;
+  const auto budget = static_cast<std::int64_t>(o.cache_bytes);
+  iavl::versioned_tree db(o);
+  model m;
+  iavl::tree t = db.branch();
+  for (int i = 0; i < 3000; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    t.set(k, "value of " + k);
+    m[k] = "value of " + k;
+  }
+  (void)db.commit(std::move(t));
+  expect_contents(db.last_commit(), m);  // loads and marks every node
+  ASSERT_GT(db.cached_bytes(), 4 * budget);
+  {
+    const iavl::tree reader = db.branch();
+    db.trim_cache();
+    db.trim_cache();
+  }
+  db.trim_cache();
+  EXPECT_LE(db.cached_bytes(), budget);
+  EXPECT_GE(db.cached_bytes(), budget / 2);
+  expect_contents(db.last_commit(), m);
+}
+
 TYPED_TEST(StoredTree, EmptyTreesAndEmptyKeysPersist) {
   {
     iavl::versioned_tree db(this->opts());

@@ -68,18 +68,23 @@ class retire_list {
   retire_list& operator=(const retire_list&) = delete;
   ~retire_list();
 
-  /// Releases `n` (a reference its owner gave up) once no reader can still see it.
-  void retire(node* n, memory_account* account);
+  /// Releases `n` (a reference its owner gave up, holding about `bytes` of `account`) once no
+  /// reader can still see it.
+  void retire(node* n, memory_account* account, std::int64_t bytes);
   /// Releases what no reader can see any more. Returns how many references are still waiting.
   std::size_t collect();
+  /// The bytes of the references still waiting.
+  [[nodiscard]] std::int64_t waiting_bytes() const { return waiting_bytes_; }
 
  private:
   struct entry {
     node* n;
     memory_account* account;
+    std::int64_t bytes;
     std::uint64_t epoch;
   };
   std::vector<entry> waiting_;
+  std::int64_t waiting_bytes_ = 0;
 };
 
 }  // namespace iavl::detail

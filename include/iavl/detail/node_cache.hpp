@@ -4,7 +4,8 @@
 // where it last stopped (a CLOCK over subtrees): a loaded child read since the last sweep loses
 // its mark and is searched for colder parts below; one that was not is unloaded whole (its
 // parent's slot goes back to its node key) and its reference retired until no reader can see
-// it. Persisted nodes only: the latest version has no others.
+// it, unless it likely holds more than is left to free, when it too is searched for smaller
+// parts. Persisted nodes only: the latest version has no others.
 #pragma once
 
 #include <cstddef>
@@ -29,6 +30,7 @@ class node_cache {
   std::size_t budget_;
   std::string hand_;  // the sweep resumes at this key
   std::int64_t to_free_ = 0;
+  std::int64_t bytes_per_key_ = 1;  // in memory, on average over the latest tree
   retire_list retired_;
 };
 
