@@ -2,6 +2,7 @@
 #include <string>
 
 #include "iavl/detail/encoding.hpp"
+#include "iavl/detail/node_hash.hpp"
 #include "iavl/detail/store_context.hpp"
 #include "iavl/errors.hpp"
 #include "iavl/tree.hpp"
@@ -157,18 +158,30 @@ node* decode_node(node_key key, std::string_view bytes) {
   return n;
 }
 
-node* store_context::read(node_key key) const {
+node* store_context::read(node_key key, const hash256* expected) const {
   std::string bytes;
   if (!store_->read_node(key, bytes)) {
     throw error(errc::corruption, describe(key) + " is missing from the node store");
   }
-  return decode_node(key, bytes);
+  node* n = decode_node(key, bytes);
+  if (expected) {
+    // End to end: catches a record altered anywhere between the commit's encoding and here, in
+    // any store (and spares the LevelDB store its block checksums on node reads).
+    const hash256 h = n->is_leaf() ? leaf_hash(key.version, as_leaf(n)->key(), as_leaf(n)->value())
+                                   : inner_hash(n->height, size_of(n), key.version, as_inner(n)->facts().child_hash[0],
+                                                as_inner(n)->facts().child_hash[1]);
+    if (h != *expected) {
+      free_node(n);
+      throw error(errc::corruption, describe(key) + " does not have the hash its parent records");
+    }
+  }
+  return n;
 }
 
 node* load_child(const inner_node* parent, int i, std::uintptr_t bits, const store_context* ctx) {
   assert(ctx && "a tree without a store has every node in memory");
   for (;;) {
-    node* loaded = ctx->load(unpack_key(bits));
+    node* loaded = ctx->load(unpack_key(bits), parent->child_hash_valid(i) ? &parent->facts().child_hash[i] : nullptr);
     // The parent knows the child's height and size: a record that disagrees is damaged. (And as
     // heights fall strictly towards the leaves, even a damaged store cannot make a walk loop.)
     if (loaded->height != parent->facts().child_height[i] || size_of(loaded) != parent->facts().child_size[i]) {

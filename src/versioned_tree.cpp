@@ -172,7 +172,7 @@ void versioned_tree::open_store() {
 }
 
 snapshot versioned_tree::load_version(std::int64_t version, const root_record& record) const {
-  detail::node* root = record.root ? ctx_->load(*record.root) : nullptr;
+  detail::node* root = record.root ? ctx_->load(*record.root, &record.hash) : nullptr;
   return snapshot(detail::root_ref(root, ctx_), version, record.hash);
 }
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -681,6 +682,47 @@ TEST(StoreFailures, ADamagedVersionIndexIsATypedError) {
   iavl::write_batch bad_root;
   bad_root.put_nodes.emplace_back(iavl::node_key{1029, 0}, "\x01");
   expect_corruption(damaged(bad_root), "a truncated root record after the index");
+}
+
+// A node record altered so that it still decodes (a value byte, a byte of a child's hash) is
+// found out by the hash its parent keeps of it, in any store: a typed error, not a wrong answer.
+TEST(NodeRecords, AnAlteredRecordThatStillDecodesIsCorruption) {
+  for (const std::uint8_t kind : {0, 1}) {  // a leaf's value, an inner node's right child hash
+    auto store = iavl::open_memory_store();
+    {
+      iavl::versioned_tree db(iavl::options{.store = store});
+      iavl::tree t = db.branch();
+      for (int i = 0; i < 64; ++i) t.set("key" + std::to_string(i), "value" + std::to_string(i));
+      (void)db.commit(std::move(t));
+    }
+    std::optional<iavl::node_key> victim;
+    store->scan_nodes(1, 1, [&](iavl::node_key k) {
+      std::string record;
+      if (k.nonce != 0 && store->read_node(k, record) && static_cast<std::uint8_t>(record[0]) == kind) victim = k;
+      return !victim;
+    });
+    ASSERT_TRUE(victim);
+    std::string record;
+    ASSERT_TRUE(store->read_node(*victim, record));
+    record.back() = static_cast<char>(record.back() ^ 1);  // the last byte of the value or hash
+    iavl::write_batch damage;
+    damage.put_nodes.emplace_back(*victim, record);
+    store->write(damage, true);
+
+    iavl::versioned_tree db(iavl::options{.store = store});
+    int corrupt = 0;
+    for (int i = 0; i < 64; ++i) {
+      try {
+        const auto v = db.last_commit().get("key" + std::to_string(i));
+        EXPECT_EQ(v, "value" + std::to_string(i));  // every answer given is the committed one
+      } catch (const iavl::error& e) {
+        EXPECT_EQ(e.code(), iavl::errc::corruption) << e.what();
+        EXPECT_NE(std::string(e.what()).find("hash"), std::string::npos) << e.what();
+        ++corrupt;
+      }
+    }
+    EXPECT_GT(corrupt, 0) << "kind " << int{kind};
+  }
 }
 
 TEST(LevelDbStore, PathsThatAreNotDatabasesAreRejected) {

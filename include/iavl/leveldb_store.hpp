@@ -29,7 +29,7 @@ struct leveldb_options {
 /// Opens (or creates) the LevelDB database at `path`. Throws iavl::error: not_a_database when
 /// `path` is not a LevelDB directory (a file, or a non-empty directory without a database),
 /// corruption when LevelDB finds its files damaged, io_error otherwise. Block checksums are
-/// verified on every read.
+/// verified on every read but a node's, which the tree checks against the hash its parent keeps.
 [[nodiscard]] std::shared_ptr<node_store> open_leveldb_store(const std::string& path,
                                                              const leveldb_options& options = {});
 

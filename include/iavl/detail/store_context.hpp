@@ -121,12 +121,13 @@ class store_context {
   [[nodiscard]] reclaimer& reclaim() const { return reclaimer_; }
   [[nodiscard]] helper_thread& helper() const { return helper_; }
 
-  /// Reads and decodes the node stored under `key` (one reference, not counted in account()).
+  /// Reads and decodes the node stored under `key` (one reference, not counted in account()),
+  /// checking it against `expected`, the hash its parent or root record keeps of it, if given.
   /// Throws iavl::error: corruption when the node is missing or damaged, io_error.
-  [[nodiscard]] node* read(node_key key) const;
+  [[nodiscard]] node* read(node_key key, const hash256* expected = nullptr) const;
   /// read(), counted in account(): for nodes that join the tree in memory.
-  [[nodiscard]] node* load(node_key key) const {
-    node* n = read(key);
+  [[nodiscard]] node* load(node_key key, const hash256* expected = nullptr) const {
+    node* n = read(key, expected);
     account_.bytes.fetch_add(static_cast<std::int64_t>(footprint(n)), std::memory_order_relaxed);
     return n;
   }

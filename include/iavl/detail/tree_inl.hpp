@@ -204,7 +204,8 @@ inline bool tree::remove_now(std::string_view key) {
   root_ = nullptr;
   detail::slot_value rest = detail::erase(current, key, new_key, write_env());
   if (rest.bits && detail::is_key(rest.bits)) {  // the new root is a child not in memory yet
-    rest.bits = reinterpret_cast<std::uintptr_t>(ctx()->load(detail::unpack_key(rest.bits)));
+    rest.bits = reinterpret_cast<std::uintptr_t>(
+        ctx()->load(detail::unpack_key(rest.bits), rest.hash_valid ? &rest.hash : nullptr));
   }
   set_root(rest.bits);
   root_hash_ = rest.bits ? rest.hash : empty_tree_hash();
