@@ -96,6 +96,8 @@ inline hash256 hash_of(node* n, const store_context* ctx, std::vector<node*>* ow
     return leaf_hash(n->version(), l->key(), l->value());
   }
   auto* in = as_inner(n);
+  // Each new node is a cache miss: fetch the second child while the first one's subtree hashes.
+  if (!in->child_hash_valid(1)) prefetch(pointer_of(in->child[1].bits()));
   for (int i = 0; i < 2; ++i) {
     const std::uintptr_t b = in->child[i].bits();
     if (!in->child_hash_valid(i)) {  // only the tree's own children lack a hash
