@@ -385,6 +385,12 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
   // VmRSS counts, and the kernel can drop at will).
   state.counters["rss_anon_bytes"] = static_cast<double>(anon_rss_bytes());
   state.counters["bytes_per_key"] = f->bytes_per_key;
+  if constexpr (std::is_same_v<Db, iavl_db>) {  // where the tree's share of rss_anon_bytes goes
+    const iavl::detail::node_pool::usage pool = iavl::detail::node_pool::current_usage();
+    state.counters["pool_bytes"] = static_cast<double>(pool.slab_bytes);
+    state.counters["pool_in_use_bytes"] = static_cast<double>(pool.in_use_bytes);
+    state.counters["cached_bytes"] = static_cast<double>(db.cached_bytes());
+  }
   if (kind == store_kind::leveldb || kind == store_kind::raw_leveldb) {
     state.counters["disk_bytes_per_key"] = f->disk_bytes_per_key;
   }

@@ -89,6 +89,8 @@ class iavl_db {
     for (std::int64_t i = 0; i <= versions; ++i) commit();  // empty blocks
     db_->wait_for_pruning();
   }
+  /// Bytes of the persisted nodes in memory (the node cache's account; 0 without a store).
+  [[nodiscard]] std::int64_t cached_bytes() const { return db_->cached_bytes(); }
   /// Waits until the last commit is written and the versions let go of are freed (both happen
   /// in the background).
   void settle() {
