@@ -2,8 +2,8 @@
 #include <string>
 
 #include "iavl/detail/encoding.hpp"
-#include "iavl/detail/node_hash.hpp"
 #include "iavl/detail/store_context.hpp"
+#include "iavl/detail/tree_ops.hpp"
 #include "iavl/errors.hpp"
 #include "iavl/tree.hpp"
 
@@ -167,10 +167,7 @@ node* store_context::read(node_key key, const hash256* expected) const {
   if (expected) {
     // End to end: catches a record altered anywhere between the commit's encoding and here, in
     // any store (and spares the LevelDB store its block checksums on node reads).
-    const hash256 h = n->is_leaf() ? leaf_hash(key.version, as_leaf(n)->key(), as_leaf(n)->value())
-                                   : inner_hash(n->height, size_of(n), key.version, as_inner(n)->facts().child_hash[0],
-                                                as_inner(n)->facts().child_hash[1]);
-    if (h != *expected) {
+    if (hash_of(n, this) != *expected) {  // its children's hashes come with the record
       free_node(n);
       throw error(errc::corruption, describe(key) + " does not have the hash its parent records");
     }
