@@ -145,7 +145,8 @@ class fixture_cache {
     // the pool keeps freed memory for reuse, so a store loaded after another one reuses pages
     // that the resident set already counted.
     const std::int64_t grown = anon_rss_bytes() - rss_before - (pool_after.slab_bytes - pool_before.slab_bytes) +
-                               (pool_after.in_use_bytes - pool_before.in_use_bytes);
+                               (pool_after.in_use_bytes - pool_before.in_use_bytes) +
+                               (pool_after.stranded_bytes - pool_before.stranded_bytes);
     f->bytes_per_key = static_cast<double>(grown) / static_cast<double>(c.keys);
     f->disk_bytes_per_key = static_cast<double>(disk_bytes(f->dir)) / static_cast<double>(c.keys);
     held_ = std::move(f);
@@ -388,7 +389,7 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
   if constexpr (std::is_same_v<Db, iavl_db>) {  // where the tree's share of rss_anon_bytes goes
     const iavl::detail::node_pool::usage pool = iavl::detail::node_pool::current_usage();
     state.counters["pool_bytes"] = static_cast<double>(pool.slab_bytes);
-    state.counters["pool_in_use_bytes"] = static_cast<double>(pool.in_use_bytes);
+    state.counters["pool_in_use_bytes"] = static_cast<double>(pool.in_use_bytes + pool.stranded_bytes);
     state.counters["cached_bytes"] = static_cast<double>(db.cached_bytes());
   }
   if (kind == store_kind::leveldb || kind == store_kind::raw_leveldb) {

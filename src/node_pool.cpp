@@ -67,7 +67,8 @@ struct depot {
   std::vector<const thread_cache*> threads;  // living threads' caches, for current_usage()
   std::int64_t exited_in_use = 0;            // what exited threads left in use (see thread_cache)
   std::int64_t slab_bytes = 0;
-  char* chunk = nullptr;  // what is left of the newest chunk, from `chunk` to `chunk_end`
+  std::int64_t stranded_bytes = 0;  // see usage
+  char* chunk = nullptr;            // what is left of the newest chunk, from `chunk` to `chunk_end`
   char* chunk_end = nullptr;
 
   // A new slab; the caller holds `mutex`.
@@ -121,10 +122,18 @@ struct thread_cache {
     depot& d = shared();
     {
       std::lock_guard lock(d.mutex);
-      if (!d.batches[c].empty()) {
-        lists[c] = std::move(d.batches[c].back());
-        d.batches[c].pop_back();
-        return;
+      // Free objects of this class, or else of a class up to a quarter larger: a tree's leaves
+      // and inner nodes are of two classes near each other, and their mix shifts (a load adds
+      // leaves, the cache unloads whole subtrees), so that one class's surplus would otherwise
+      // sit idle while the other takes new slabs. A larger object stays in this class from then
+      // on (its extra bytes unused and uncounted).
+      for (std::size_t from = c; from < classes && (from + 1) * 4 <= (c + 1) * 5; ++from) {
+        if (!d.batches[from].empty()) {
+          lists[c] = std::move(d.batches[from].back());
+          d.batches[from].pop_back();
+          d.stranded_bytes += static_cast<std::int64_t>((from - c) * granule * lists[c].count());
+          return;
+        }
       }
     }
     char* slab = nullptr;
@@ -176,7 +185,7 @@ void deallocate(void* p, std::size_t size) noexcept {
 usage current_usage() {
   depot& d = shared();
   std::lock_guard lock(d.mutex);
-  usage u{d.exited_in_use, d.slab_bytes};
+  usage u{d.exited_in_use, d.slab_bytes, d.stranded_bytes};
   for (const thread_cache* t : d.threads) u.in_use_bytes += t->in_use.load(std::memory_order_relaxed);
   return u;
 }

@@ -2,7 +2,8 @@
 //
 // Trees allocate and free nodes at a high rate, in a few sizes (leaves of one key and value
 // length, inner nodes of one key length). The pool keeps freed memory of each size class in a
-// per-thread free list, trades surplus lists with other threads through a shared depot, and
+// per-thread free list, trades surplus lists with other threads through a shared depot (where a
+// class short of objects also takes those of a class up to a quarter larger), and
 // carves new nodes out of 64 KiB slabs: no allocator headers, no searching of malloc's bins.
 // Slabs come from 2 MiB chunks that the kernel is asked to back with huge pages (Linux's
 // madvise), so that a walk through a large tree does not also miss the TLB at every node.
@@ -22,8 +23,11 @@ void deallocate(void* p, std::size_t size) noexcept;
 
 /// What the pool holds (objects above 1 KiB, from operator new, are not counted).
 struct usage {
-  std::int64_t in_use_bytes = 0;  ///< allocated and not yet given back, in size-class bytes
+  std::int64_t in_use_bytes = 0;  ///< allocated and not yet given back, in size-class bytes (of the class asked for)
   std::int64_t slab_bytes = 0;    ///< taken from the system: in use, or free for reuse
+  /// The bytes by which objects that moved to a smaller class exceed it: lost to both classes,
+  /// so a figure of memory in use adds them.
+  std::int64_t stranded_bytes = 0;
 };
 /// The pool's usage now (all threads; a snapshot, while others allocate). Zero under ASan,
 /// where the pool is plain new and delete.
