@@ -26,12 +26,13 @@ std::int64_t loaded_bytes(const node* n) {
 
 }  // namespace
 
-void node_cache::trim(node* root, const store_context& ctx) {
+void node_cache::trim(node* root, const store_context& ctx, std::int64_t room) {
   retired_.collect();
   // What earlier sweeps unloaded counts until no reader (a working tree's pin) can see it, but
   // is as good as freed: counted again, it would be unloaded again at every commit.
-  const std::int64_t bytes = ctx.account().bytes.load(std::memory_order_relaxed) - retired_.waiting_bytes();
   const auto budget = static_cast<std::int64_t>(budget_);
+  const std::int64_t bytes =
+      ctx.account().bytes.load(std::memory_order_relaxed) - retired_.waiting_bytes() + std::min(room, budget / 2);
   if (bytes <= budget || !root || root->is_leaf()) return;
   to_free_ = bytes - budget / 10 * 9;
   bytes_per_key_ = std::max<std::int64_t>(1, bytes / size_of(root));

@@ -278,7 +278,7 @@ snapshot versioned_tree::commit(tree&& working) {
     pending_write_ = {s, std::move(to_write)};
     write_wake_.notify_one();
   } else {
-    after_durable(s);
+    after_durable(s, to_write.bytes);
   }
   return s;
 }
@@ -347,15 +347,16 @@ void versioned_tree::index_versions(std::int64_t through, const std::string& thr
 }
 
 // Once a version is durable: older versions may be pruned (the pruner reads the new one from the
-// store) and its nodes may be unloaded (they can be loaded again).
-void versioned_tree::after_durable(const snapshot& s) {
+// store) and its nodes may be unloaded (they can be loaded again), leaving room in the cache for
+// a next version as large as this one (`written_bytes` of new nodes).
+void versioned_tree::after_durable(const snapshot& s, std::int64_t written_bytes) {
   {
     std::lock_guard lock(write_mutex_);
     durable_ = s.version();
   }
   write_idle_.notify_all();
   apply_retention(s.version());
-  schedule_trim(s);
+  schedule_trim(s, written_bytes);
 }
 
 void versioned_tree::write_loop() {
@@ -372,7 +373,7 @@ void versioned_tree::write_loop() {
     } catch (...) {
       failure = std::current_exception();
     }
-    if (!failure) after_durable(s);
+    if (!failure) after_durable(s, nodes.bytes);
     lock.lock();
     if (failure) write_error_ = failure;
     pending_write_.reset();
@@ -401,16 +402,17 @@ std::int64_t versioned_tree::durable_version() const {
 
 // The cache is trimmed on the reclaimer's thread, after the new nodes' slots are counted (an
 // unloaded node must not be one whose slots are still to be counted).
-void versioned_tree::schedule_trim(const snapshot& latest) {
+void versioned_tree::schedule_trim(const snapshot& latest, std::int64_t room) {
   if (!cache_) return;
-  ctx_->reclaim().post([cache = cache_.get(), ctx = ctx_.get(), latest] { cache->trim(latest.root_, *ctx); });
+  ctx_->reclaim().post(
+      [cache = cache_.get(), ctx = ctx_.get(), latest, room] { cache->trim(latest.root_, *ctx, room); });
 }
 
 void versioned_tree::trim_cache() {
   std::lock_guard serial(commit_mutex_);
   ctx_->reclaim().flush();  // what old versions held counts until it is freed
   if (!cache_) return;
-  schedule_trim(last_commit());
+  schedule_trim(last_commit(), 0);
   ctx_->reclaim().flush();
 }
 

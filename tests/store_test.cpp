@@ -390,6 +390,19 @@ TEST(Rollback, DeletesVersionsOfMoreThanOneBatch) {
   EXPECT_EQ(db.latest_version(), 1);
 }
 
+// Commits a version of `n` keys "k0", "k1", ... with values "value of k0", ...; returns them.
+model commit_keys(iavl::versioned_tree& db, int n) {
+  model m;
+  iavl::tree t = db.branch();
+  for (int i = 0; i < n; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    t.set(k, "value of " + k);
+    m[k] = "value of " + k;
+  }
+  (void)db.commit(std::move(t));
+  return m;
+}
+
 // Trimming unloads what brings memory back within budget, not much more: not after a full read,
 // which leaves no cold subtree until the sweep has cleared every mark (it then found the root's
 // children cold and unloaded both whole), and not while a working tree's pin holds back the
@@ -399,15 +412,9 @@ TYPED_TEST(StoredTree, TrimmingUnloadsNoMoreThanItMust) {
   o.cache_bytes = 64 << 10;
   const auto budget = static_cast<std::int64_t>(o.cache_bytes);
   iavl::versioned_tree db(o);
-  model m;
-  iavl::tree t = db.branch();
-  for (int i = 0; i < 3000; ++i) {
-    const std::string k = "k" + std::to_string(i);
-    t.set(k, "value of " + k);
-    m[k] = "value of " + k;
-  }
-  (void)db.commit(std::move(t));
-  expect_contents(db.last_commit(), m);  // loads and marks every node
+  const model m = commit_keys(db, 3000);  // a version of many times the budget
+  db.trim_cache();                        // the commit's own trim, done before the reads below
+  expect_contents(db.last_commit(), m);   // loads and marks every node
   ASSERT_GT(db.cached_bytes(), 4 * budget);
   {
     const iavl::tree reader = db.branch();
@@ -417,6 +424,32 @@ TYPED_TEST(StoredTree, TrimmingUnloadsNoMoreThanItMust) {
   db.trim_cache();
   EXPECT_LE(db.cached_bytes(), budget);
   EXPECT_GE(db.cached_bytes(), budget / 2);
+  expect_contents(db.last_commit(), m);
+}
+
+// After a commit the cache leaves room for a next version as large (up to half the budget): a
+// large commit's nodes would otherwise come on top of a full cache, and the node pool keeps the
+// memory of that peak. A small commit leaves little room.
+TYPED_TEST(StoredTree, TrimmingLeavesRoomForAVersionAsLargeAsTheLast) {
+  iavl::options o = this->opts();
+  o.cache_bytes = 64 << 10;
+  const auto budget = static_cast<std::int64_t>(o.cache_bytes);
+  iavl::versioned_tree db(o);
+  model m = commit_keys(db, 3000);  // a version of many times the budget
+  db.wait_for_writes();
+  db.trim_cache();  // runs the trim the commit scheduled, and waits until it has freed
+  EXPECT_LE(db.cached_bytes(), budget / 10 * 9 - budget / 2);
+  EXPECT_GT(db.cached_bytes(), 0);
+
+  expect_contents(db.last_commit(), m);  // loads every node again
+  iavl::tree u = db.branch();
+  u.set("k0", "small");
+  m["k0"] = "small";
+  (void)db.commit(std::move(u));
+  db.wait_for_writes();
+  db.trim_cache();
+  EXPECT_LE(db.cached_bytes(), budget);
+  EXPECT_GT(db.cached_bytes(), budget / 2);
   expect_contents(db.last_commit(), m);
 }
 

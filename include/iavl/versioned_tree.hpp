@@ -54,7 +54,9 @@ struct options {
   std::shared_ptr<node_store> store;
   /// Make each commit durable before commit() returns (the store's sync write).
   bool sync = true;
-  /// Memory budget for the persisted nodes kept in memory (store only).
+  /// Memory budget for the persisted nodes kept in memory (store only). After each commit the
+  /// cache trims itself to 90% of it less the size of that commit's new nodes (at most half the
+  /// budget), so that a next version as large fits without raising the process's peak.
   std::size_t cache_bytes = std::size_t{1} << 30;
   /// Write each committed version to the store on a background thread, overlapping the next
   /// block's work (store only). commit() then returns once the version is built in memory, and
@@ -130,7 +132,7 @@ class versioned_tree {
   };
 
   void open_store();
-  void schedule_trim(const snapshot& latest);
+  void schedule_trim(const snapshot& latest, std::int64_t room);
   struct encoded_nodes {
     std::vector<detail::node*> fresh;  // a version's new nodes, numbered, children first
     write_batch batch;                 // the records of the first of them
@@ -141,7 +143,7 @@ class versioned_tree {
   static void encode_nodes(encoded_nodes& nodes, std::size_t count);  // the next `count` (or fewer)
   [[nodiscard]] bool writing() const;                                 // a version is being written in the background
   void write_version(std::int64_t version, encoded_nodes& nodes, const detail::node* root, const hash256& hash);
-  void after_durable(const snapshot& s);
+  void after_durable(const snapshot& s, std::int64_t written_bytes);
   void write_loop();
   [[nodiscard]] snapshot load_version(std::int64_t version, const root_record& record) const;
   void keep_orphan_list(std::int64_t version, std::vector<node_key>&& list);  // under mutex_

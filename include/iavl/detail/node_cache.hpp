@@ -20,9 +20,12 @@ class node_cache {
  public:
   explicit node_cache(std::size_t budget_bytes) : budget_(budget_bytes) {}
 
-  /// When the account is over budget, unloads cold subtrees of `root` until the estimate of
-  /// what they hold brings it to 90% of the budget. For the one thread that commits.
-  void trim(node* root, const store_context& ctx);
+  /// When the account and `room` together are over budget, unloads cold subtrees of `root`
+  /// until the estimate of what they hold brings them to 90% of the budget. `room` is what the
+  /// next version is expected to add (the last one's new nodes, at most half the budget): a
+  /// large commit's nodes would otherwise come on top of a full cache, and the node pool keeps
+  /// the memory of that peak. For the one thread that commits.
+  void trim(node* root, const store_context& ctx, std::int64_t room);
 
  private:
   bool sweep(inner_node* n, const store_context& ctx);
