@@ -126,7 +126,7 @@ struct thread_cache {
       // and inner nodes are of two classes near each other, and their mix shifts (a load adds
       // leaves, the cache unloads whole subtrees), so that one class's surplus would otherwise
       // sit idle while the other takes new slabs. A larger object stays in this class from then
-      // on (its extra bytes unused and uncounted).
+      // on, its extra bytes stranded (counted in usage).
       for (std::size_t from = c; from < classes && (from + 1) * 4 <= (c + 1) * 5; ++from) {
         if (!d.batches[from].empty()) {
           lists[c] = std::move(d.batches[from].back());
