@@ -30,6 +30,9 @@ struct leveldb_options {
 /// `path` is not a LevelDB directory (a file, or a non-empty directory without a database),
 /// corruption when LevelDB finds its files damaged, io_error otherwise. Block checksums are
 /// verified on every read but a node's, which the tree checks against the hash its parent keeps.
+/// LevelDB's table files are written by the store, which starts their writeback every MiB (so
+/// that a table's closing sync does not hold the disk while a commit syncs); the rest is
+/// LevelDB's own default environment.
 [[nodiscard]] std::shared_ptr<node_store> open_leveldb_store(const std::string& path,
                                                              const leveldb_options& options = {});
 
