@@ -61,7 +61,8 @@ class smoothed_table_file final : public leveldb::WritableFile {
   static constexpr off_t writeback_bytes = off_t{1} << 20;
 
   leveldb::Status io_error(const char* what) const {
-    return leveldb::Status::IOError(name_, std::string(what) + ": " + std::strerror(errno));
+    const int e = errno;  // before anything below can change it
+    return leveldb::Status::IOError(name_, std::string(what) + ": " + std::strerror(e));
   }
   leveldb::Status write_buffer() {
     const char* p = buffer_.data();
@@ -70,6 +71,7 @@ class smoothed_table_file final : public leveldb::WritableFile {
       const ssize_t n = ::write(fd_, p, left);
       if (n < 0) {
         if (errno == EINTR) continue;
+        buffer_.erase(0, buffer_.size() - left);  // what did reach the file is not written again
         return io_error("write");
       }
       p += n;
