@@ -164,13 +164,12 @@ node* store_context::read(node_key key, const hash256* expected) const {
     throw error(errc::corruption, describe(key) + " is missing from the node store");
   }
   node* n = decode_node(key, bytes);
-  if (expected) {
-    // End to end: catches a record altered anywhere between the commit's encoding and here, in
-    // any store (and spares the LevelDB store its block checksums on node reads).
-    if (hash_of(n, this) != *expected) {  // its children's hashes come with the record
-      free_node(n);
-      throw error(errc::corruption, describe(key) + " does not have the hash its parent records");
-    }
+  // End to end: catches a record altered anywhere between the commit's encoding and here, in any
+  // store (and spares the LevelDB store its block checksums on node reads). A decoded node
+  // carries its children's hashes, so hash_of does not descend.
+  if (expected && hash_of(n, this) != *expected) {
+    free_node(n);
+    throw error(errc::corruption, describe(key) + " does not have the hash its parent records");
   }
   return n;
 }
@@ -178,7 +177,7 @@ node* store_context::read(node_key key, const hash256* expected) const {
 node* load_child(const inner_node* parent, int i, std::uintptr_t bits, const store_context* ctx) {
   assert(ctx && "a tree without a store has every node in memory");
   for (;;) {
-    node* loaded = ctx->load(unpack_key(bits), parent->child_hash_valid(i) ? &parent->facts().child_hash[i] : nullptr);
+    node* loaded = ctx->load(unpack_key(bits), parent->known_child_hash(i));
     // The parent knows the child's height and size: a record that disagrees is damaged. (And as
     // heights fall strictly towards the leaves, even a damaged store cannot make a walk loop.)
     if (loaded->height != parent->facts().child_height[i] || size_of(loaded) != parent->facts().child_size[i]) {

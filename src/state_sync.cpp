@@ -128,8 +128,7 @@ export_frame child_frame(const detail::inner_node* parent, int i, const detail::
       return {detail::root_ref(c, root.shared_ctx()), c, 0};
     }
   }
-  detail::node* c =
-      ctx->read(detail::unpack_key(bits), parent->child_hash_valid(i) ? &parent->facts().child_hash[i] : nullptr);
+  detail::node* c = ctx->read(detail::unpack_key(bits), parent->known_child_hash(i));
   return {detail::root_ref(c, nullptr), c, 0};
 }
 

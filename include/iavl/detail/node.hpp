@@ -165,6 +165,10 @@ struct inner_node : node {
   }
   [[nodiscard]] std::int64_t size() const { return std::int64_t{facts().child_size[0]} + facts().child_size[1]; }
   [[nodiscard]] bool child_hash_valid(int i) const { return (facts().hash_valid >> i) & 1; }
+  /// Child i's hash if this node knows it, else null: what a loaded child is checked against.
+  [[nodiscard]] const hash256* known_child_hash(int i) const {
+    return child_hash_valid(i) ? &facts().child_hash[i] : nullptr;
+  }
   void invalidate_child_hash(int i) { facts().hash_valid = static_cast<std::uint8_t>(facts().hash_valid & ~(1 << i)); }
 };
 static_assert(sizeof(inner_node) == 32);
