@@ -167,7 +167,7 @@ node* store_context::read(node_key key, const hash256* expected) const {
   // End to end: catches a record altered anywhere between the commit's encoding and here, in any
   // store (and spares the LevelDB store its block checksums on node reads). A decoded node
   // carries its children's hashes, so hash_of does not descend.
-  if (expected && hash_of(n, this) != *expected) {
+  if (expected && hash_of(n) != *expected) {
     free_node(n);
     throw error(errc::corruption, describe(key) + " does not have the hash its parent records");
   }

@@ -265,6 +265,34 @@ TYPED_TEST(StoredTree, HashesMatchTheInMemoryTreeAndSurviveReopening) {
   }
 }
 
+// A working tree hashed partway through its block (an app asking for its working hash) and then
+// written elsewhere commits the nodes it made before that hash too, though they are not hashed
+// again: every node of the version is in the store.
+TYPED_TEST(StoredTree, AVersionHashedPartwayWritesEveryNodeItMade) {
+  iavl::versioned_tree twin;
+  model m;
+  {
+    iavl::versioned_tree db(this->opts());
+    std::mt19937_64 rng(17);
+    commit_random_versions(rng, db, twin, m, 1, 600);
+    iavl::tree a = db.branch(), b = twin.branch();
+    random_version(rng, a, b, m, 300);
+    EXPECT_EQ(a.working_hash(), b.working_hash());
+    for (const char* k : {"k1", "k2999"}) {  // two paths; most of the nodes hashed above stay as they are
+      a.set(k, "after the hash");
+      b.set(k, "after the hash");
+      m[k] = "after the hash";
+    }
+    EXPECT_EQ(db.commit(std::move(a)).hash(), twin.commit(std::move(b)).hash());
+  }
+  iavl::versioned_tree db(this->opts());  // reads every node of version 2 back from the store
+  const iavl::snapshot s = db.at(2);
+  EXPECT_EQ(s.hash(), twin.at(2).hash());
+  s.verify();
+  expect_contents(s, m);
+  EXPECT_EQ(stored_nodes(*this->backend.open()), reachable(db).size());
+}
+
 // With the default cache the pruner reads the orphan lists; with a tiny one they exceed their
 // budget and it walks the store: the same versions and nodes are left either way.
 TYPED_TEST(StoredTree, RetentionKeepsRecentAndEveryKthAndReclaimsTheRest) {

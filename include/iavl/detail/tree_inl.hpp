@@ -225,18 +225,13 @@ inline bool tree::split_hashing() {
   auto* root = detail::as_inner(root_);
   if (root_->is_leaf() || root->child_hash_valid(0) || root->child_hash_valid(1)) return false;
   std::vector<detail::node*> right_nodes;
-  const detail::store_context* store = ctx();
   keep_.family()->helper().both(
-      [&] {
-        root->facts().child_hash[1] = detail::hash_of(detail::pointer_of(root->child[1].bits()), store, &right_nodes);
-      },
-      [&] {
-        root->facts().child_hash[0] = detail::hash_of(detail::pointer_of(root->child[0].bits()), store, &own_nodes_);
-      });
+      [&] { root->facts().child_hash[1] = detail::hash_of(detail::pointer_of(root->child[1].bits()), &right_nodes); },
+      [&] { root->facts().child_hash[0] = detail::hash_of(detail::pointer_of(root->child[0].bits()), &own_nodes_); });
   root->facts().hash_valid = 3;
   own_nodes_.insert(own_nodes_.end(), right_nodes.begin(), right_nodes.end());  // still children first
   own_nodes_.push_back(root_);
-  root_hash_ = detail::hash_of(root_, store, nullptr);
+  root_hash_ = detail::hash_of(root_);
   return true;
 }
 
@@ -249,7 +244,7 @@ inline const std::vector<detail::node*>& tree::own_nodes() {
   if (!root_hash_known_ && own_root && keep_.family() && split_hashing()) {
     root_hash_known_ = true;
   } else if (!root_hash_known_) {
-    root_hash_ = detail::hash_of(root_, ctx(), own_root ? &own_nodes_ : nullptr);
+    root_hash_ = detail::hash_of(root_, own_root ? &own_nodes_ : nullptr);
     root_hash_known_ = true;
   } else if (own_root) {
     detail::list_own(root_, own_nodes_);

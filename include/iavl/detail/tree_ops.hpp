@@ -76,7 +76,7 @@ namespace iavl::detail {
 /// which are in memory; this computes and records them, so it never writes to a shared node.
 /// With `own`, it also lists the working tree's own nodes below (and including) `n`, children
 /// before parents: what a commit writes.
-inline hash256 hash_of(node* n, const store_context* ctx, std::vector<node*>* own = nullptr);
+inline hash256 hash_of(node* n, std::vector<node*>* own = nullptr);
 
 /// Lists the working tree's own nodes below (and including) `n` whose hashes are all known.
 inline void list_own(node* n, std::vector<node*>& own) {
@@ -89,26 +89,55 @@ inline void list_own(node* n, std::vector<node*>& own) {
   own.push_back(n);
 }
 
-inline hash256 hash_of(node* n, const store_context* ctx, std::vector<node*>* own) {
-  if (n->is_leaf()) {
-    if (own) own->push_back(n);
-    const auto* l = as_leaf(n);
-    return leaf_hash(n->version(), l->key(), l->value());
+/// The hash of a node whose children's hashes its slots hold (a leaf has none).
+[[nodiscard]] inline hash256 hash_from_slots(const node* n) {
+  if (n->is_leaf()) return leaf_hash(n->version(), as_leaf(n)->key(), as_leaf(n)->value());
+  const auto* in = as_inner(n);
+  return inner_hash(in->height, in->size(), n->version(), in->facts().child_hash[0], in->facts().child_hash[1]);
+}
+
+inline hash256 hash_of(node* n, std::vector<node*>* own) {
+  if (!own && (n->is_leaf() || (as_inner(n)->child_hash_valid(0) && as_inner(n)->child_hash_valid(1)))) {
+    return hash_from_slots(n);  // e.g. a node just loaded, checked against its parent's record
   }
-  auto* in = as_inner(n);
-  // Each new node is a cache miss: fetch the second child while the first one's subtree hashes.
-  if (!in->child_hash_valid(1)) prefetch(pointer_of(in->child[1].bits()));
-  for (int i = 0; i < 2; ++i) {
-    const std::uintptr_t b = in->child[i].bits();
-    if (!in->child_hash_valid(i)) {  // only the tree's own children lack a hash
-      in->facts().child_hash[i] = hash_of(pointer_of(b), ctx, own);
-      in->facts().hash_valid = static_cast<std::uint8_t>(in->facts().hash_valid | (1 << i));
-    } else if (own && !is_key(b) && !is_borrowed(b) && !pointer_of(b)->is_committed()) {
-      list_own(pointer_of(b), *own);
+  // The nodes to hash, parents before children, breadth first. A depth-first walk reaches each
+  // new node (a cache miss) only through its parent, one at a time; a block's new nodes lie on
+  // many paths, and a level of them is known at once, so they are fetched a few entries ahead.
+  struct pending {
+    node* n;
+    inner_node* parent;  // null for `n` itself
+    int side;
+  };
+  constexpr std::size_t ahead = 16;
+  std::vector<pending> order{{n, nullptr, 0}};
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    if (i + ahead < order.size()) prefetch(order[i + ahead].n);
+    if (order[i].n->is_leaf()) continue;
+    auto* p = as_inner(order[i].n);
+    for (int side = 0; side < 2; ++side) {
+      const std::uintptr_t b = p->child[side].bits();
+      if (!p->child_hash_valid(side)) {  // only the tree's own children lack a hash
+        order.push_back({pointer_of(b), p, side});
+      } else if (own && !is_key(b) && !is_borrowed(b) && !pointer_of(b)->is_committed()) {
+        list_own(pointer_of(b), *own);  // hashed already, by an earlier call
+      }
     }
   }
-  if (own) own->push_back(n);
-  return inner_hash(in->height, in->size(), n->version(), in->facts().child_hash[0], in->facts().child_hash[1]);
+  // Children before parents: each hash goes into its parent's slot before the parent is hashed.
+  hash256 h;
+  for (std::size_t i = order.size(); i-- > 0;) {
+    if (i >= ahead) {
+      prefetch(order[i - ahead].n);
+      if (order[i - ahead].parent) prefetch(order[i - ahead].parent);  // its slot takes the hash
+    }
+    h = hash_from_slots(order[i].n);
+    if (own) own->push_back(order[i].n);
+    if (inner_node* p = order[i].parent) {
+      p->facts().child_hash[order[i].side] = h;
+      p->facts().hash_valid = static_cast<std::uint8_t>(p->facts().hash_valid | (1 << order[i].side));
+    }
+  }
+  return h;
 }
 
 // ---- copy-on-write ------------------------------------------------------------------------
