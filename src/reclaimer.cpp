@@ -38,7 +38,7 @@ void reclaimer::perform(job& j) {
   } else if (j.task) {
     j.task();
   } else {
-    for (node* n : j.committed) count_borrowed_slots(n);
+    count_borrowed_slots(j.committed);
     j.pin = {};
   }
 }

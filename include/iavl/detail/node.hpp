@@ -31,6 +31,7 @@
 #include <cstring>
 #include <new>
 #include <string_view>
+#include <vector>
 
 #include "iavl/detail/node_pool.hpp"
 #include "iavl/hash.hpp"
@@ -242,19 +243,42 @@ inline void free_node(node* n) {
 
 inline void retain(node* n) { n->refs.fetch_add(1, std::memory_order_relaxed); }
 
+/// Drops one counted reference to a node; returns whether it was the last one.
+[[nodiscard]] inline bool drop_ref(node* n) {
+  // Holding the only reference means no other thread can be touching the count.
+  return n->refs.load(std::memory_order_acquire) == 1 || n->refs.fetch_sub(1, std::memory_order_acq_rel) == 1;
+}
+
+/// Frees a node whose last reference was dropped, debiting `account` (may be null).
+inline void free_counted(node* n, memory_account* account) {
+  if (account) account->bytes.fetch_sub(static_cast<std::int64_t>(footprint(n)), std::memory_order_relaxed);
+  free_node(n);
+}
+
 /// Drops one counted reference to a committed node; the last one frees it and releases the
 /// children its slots count. `account` (null for trees without a store) is debited.
 inline void release(node* n, memory_account* account) {
-  // Holding the only reference means no other thread can be touching the count.
-  if (n->refs.load(std::memory_order_acquire) != 1 && n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  if (!n->is_leaf()) {
-    for (const auto& c : as_inner(n)->child) {
-      const std::uintptr_t b = c.bits();
-      if (!is_key(b) && !is_borrowed(b)) release(pointer_of(b), account);
+  if (!drop_ref(n)) return;
+  // A version's freed nodes lie on many paths, and each of them, like each child whose count
+  // drops, is a cache miss: breadth first, the nodes to visit are known and fetched 16 ahead.
+  constexpr std::size_t ahead = 16;
+  std::vector<node*> to_drop;  // children whose counted reference goes, in the order found
+  std::size_t next = 0;
+  for (node* f = n; f;) {  // f's last reference is gone
+    if (!f->is_leaf()) {
+      for (const auto& c : as_inner(f)->child) {
+        const std::uintptr_t b = c.bits();
+        if (!is_key(b) && !is_borrowed(b)) to_drop.push_back(pointer_of(b));
+      }
+    }
+    free_counted(f, account);
+    f = nullptr;
+    while (!f && next < to_drop.size()) {
+      if (next + ahead < to_drop.size()) __builtin_prefetch(to_drop[next + ahead], 1);
+      node* c = to_drop[next++];
+      if (drop_ref(c)) f = c;
     }
   }
-  if (account) account->bytes.fetch_sub(static_cast<std::int64_t>(footprint(n)), std::memory_order_relaxed);
-  free_node(n);
 }
 
 /// Frees the nodes a working tree created below (and including) `n`, and releases the committed

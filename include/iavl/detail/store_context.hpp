@@ -148,14 +148,25 @@ class store_context {
   return ctx && ctx->has_store() ? &ctx->account() : nullptr;
 }
 
-/// Counts, in place, the nodes that slots of `n` borrow. For newly committed nodes.
-inline void count_borrowed_slots(node* n) {
-  if (n->is_leaf()) return;
-  for (auto& c : as_inner(n)->child) {
-    const std::uintptr_t b = c.bits();
-    if (is_borrowed(b)) {
-      retain(pointer_of(b));
-      c.set_bits(reinterpret_cast<std::uintptr_t>(pointer_of(b)));
+/// Counts, in place, the nodes that slots of newly committed nodes borrow.
+inline void count_borrowed_slots(const std::vector<node*>& committed) {
+  // The borrowed nodes are the siblings of a block's paths, which no walk read: each is a cache
+  // miss. The committed nodes are fetched 16 ahead, their borrowed children 8 ahead.
+  constexpr std::size_t ahead = 16;
+  for (std::size_t i = 0; i < committed.size(); ++i) {
+    if (i + ahead < committed.size()) __builtin_prefetch(committed[i + ahead]);
+    if (i + ahead / 2 < committed.size() && !committed[i + ahead / 2]->is_leaf()) {
+      for (const auto& c : as_inner(committed[i + ahead / 2])->child) {
+        if (is_borrowed(c.bits())) __builtin_prefetch(pointer_of(c.bits()), 1);
+      }
+    }
+    if (committed[i]->is_leaf()) continue;
+    for (auto& c : as_inner(committed[i])->child) {
+      const std::uintptr_t b = c.bits();
+      if (is_borrowed(b)) {
+        retain(pointer_of(b));
+        c.set_bits(reinterpret_cast<std::uintptr_t>(pointer_of(b)));
+      }
     }
   }
 }
