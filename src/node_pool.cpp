@@ -15,6 +15,31 @@
 
 namespace iavl::detail::node_pool {
 
+namespace {
+constexpr std::size_t mapped_scratch_bytes = std::size_t{1} << 20;
+}
+
+void* allocate_scratch(std::size_t bytes) {
+#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
+  if (bytes >= mapped_scratch_bytes) {
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return p;
+  }
+#endif
+  return ::operator new(bytes);
+}
+
+void deallocate_scratch(void* p, std::size_t bytes) noexcept {
+#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
+  if (bytes >= mapped_scratch_bytes) {
+    ::munmap(p, bytes);
+    return;
+  }
+#endif
+  ::operator delete(p);
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 
 void* allocate(std::size_t size) { return ::operator new(size); }

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -474,6 +476,38 @@ TEST(NodePool, AClassTakesFreeObjectsOfASlightlyLargerClassBeforeANewSlab) {
 
 // Slabs are cut from huge-page chunks: across several chunks and size classes, every object is
 // 16-byte aligned and none overlaps another.
+namespace {
+std::int64_t anon_rss_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoll(line.substr(8));
+  }
+  return -1;
+}
+}  // namespace
+
+// A large commit's scratch lists (millions of nodes) must not stay in the process once freed.
+// glibc keeps a freed block in its heap once an earlier free raised its mapping threshold past
+// the block's size, which the first free below does.
+TEST(NodePool, LargeScratchArraysGoBackToTheSystem) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "under ASan scratch arrays are plain new and delete";
+#else
+  namespace pool = iavl::detail::node_pool;
+  void* volatile raise_threshold = ::operator new (std::size_t{24} << 20);
+  ::operator delete(raise_threshold);
+  const std::int64_t before = anon_rss_kib();
+  ASSERT_GT(before, 0);
+  {
+    pool::scratch_vector<std::uint64_t> v(std::size_t{2} << 20);  // 16 MiB, touched
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = i;
+    EXPECT_EQ(v[12345], 12345U);
+    EXPECT_GE(anon_rss_kib() - before, 15 << 10);
+  }
+  EXPECT_LT(anon_rss_kib() - before, 4 << 10);
+#endif
+}
+
 TEST(NodePool, ObjectsAreAlignedAndDisjointAcrossChunks) {
   namespace pool = iavl::detail::node_pool;
   struct object {

@@ -262,7 +262,7 @@ inline void release(node* n, memory_account* account) {
   // A version's freed nodes lie on many paths, and each of them, like each child whose count
   // drops, is a cache miss: breadth first, the nodes to visit are known and fetched 16 ahead.
   constexpr std::size_t ahead = 16;
-  std::vector<node*> to_drop;  // children whose counted reference goes, in the order found
+  node_pool::scratch_vector<node*> to_drop;  // children whose counted reference goes, in the order found
   std::size_t next = 0;
   for (node* f = n; f;) {  // f's last reference is gone
     if (!f->is_leaf()) {

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace iavl::detail::node_pool {
 
@@ -32,5 +33,25 @@ struct usage {
 /// The pool's usage now (all threads; a snapshot, while others allocate). Zero under ASan,
 /// where the pool is plain new and delete.
 [[nodiscard]] usage current_usage();
+
+/// Memory for a scratch array of `bytes` (a walk's list of nodes), mapped from the system from
+/// 1 MiB up so that freeing it gives it back: malloc keeps large freed blocks in its heap, and a
+/// load's commits list millions of nodes.
+[[nodiscard]] void* allocate_scratch(std::size_t bytes);
+void deallocate_scratch(void* p, std::size_t bytes) noexcept;
+
+template <class T>
+struct scratch_allocator {
+  using value_type = T;
+  scratch_allocator() = default;
+  template <class U>
+  explicit scratch_allocator(const scratch_allocator<U>& /*other*/) noexcept {}
+  [[nodiscard]] T* allocate(std::size_t n) { return static_cast<T*>(allocate_scratch(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { deallocate_scratch(p, n * sizeof(T)); }
+  friend bool operator==(const scratch_allocator& /*a*/, const scratch_allocator& /*b*/) { return true; }
+};
+
+template <class T>
+using scratch_vector = std::vector<T, scratch_allocator<T>>;
 
 }  // namespace iavl::detail::node_pool

@@ -109,7 +109,7 @@ inline hash256 hash_of(node* n, std::vector<node*>* own) {
     int side;
   };
   constexpr std::size_t ahead = 16;
-  std::vector<pending> order{{n, nullptr, 0}};
+  node_pool::scratch_vector<pending> order{{n, nullptr, 0}};
   for (std::size_t i = 0; i < order.size(); ++i) {
     if (i + ahead < order.size()) prefetch(order[i + ahead].n);
     if (order[i].n->is_leaf()) continue;
