@@ -31,6 +31,7 @@ namespace iavl::detail {
 [[nodiscard]] inline const leaf_node* find_leaf(const node* n, std::string_view key, const store_context* ctx) {
   while (!n->is_leaf()) {
     const auto* in = as_inner(n);
+    prefetch_children(in);  // the next node's miss starts while the keys are compared
     n = child(in, key < in->key() ? 0 : 1, ctx);
   }
   return as_leaf(n);
@@ -312,6 +313,7 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
     return in;
   }
   const auto* in = as_inner(n);
+  prefetch_children(in);  // the next node's miss starts while this one is compared and copied
   const int dir = key < in->key() ? 0 : 1;
   inner_node* e = edit_toward(v.bits, dir, w);
   node* sub = insert(slot_of(e, dir), key, value, updated, w);
