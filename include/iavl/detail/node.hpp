@@ -31,7 +31,6 @@
 #include <cstring>
 #include <new>
 #include <string_view>
-#include <vector>
 
 #include "iavl/detail/node_pool.hpp"
 #include "iavl/hash.hpp"
@@ -255,8 +254,21 @@ inline void free_counted(node* n, memory_account* account) {
   free_node(n);
 }
 
+/// Frees `n`, whose last reference was dropped, and releases what its slots count, depth first:
+/// allocates nothing, for when release's list cannot grow.
+inline void release_depth_first(node* n, memory_account* account) {
+  if (!n->is_leaf()) {
+    for (const auto& c : as_inner(n)->child) {
+      const std::uintptr_t b = c.bits();
+      if (!is_key(b) && !is_borrowed(b) && drop_ref(pointer_of(b))) release_depth_first(pointer_of(b), account);
+    }
+  }
+  free_counted(n, account);
+}
+
 /// Drops one counted reference to a committed node; the last one frees it and releases the
-/// children its slots count. `account` (null for trees without a store) is debited.
+/// children its slots count. `account` (null for trees without a store) is debited. Does not
+/// throw (it runs in destructors).
 inline void release(node* n, memory_account* account) {
   if (!drop_ref(n)) return;
   // A version's freed nodes lie on many paths, and each of them, like each child whose count
@@ -268,7 +280,12 @@ inline void release(node* n, memory_account* account) {
     if (!f->is_leaf()) {
       for (const auto& c : as_inner(f)->child) {
         const std::uintptr_t b = c.bits();
-        if (!is_key(b) && !is_borrowed(b)) to_drop.push_back(pointer_of(b));
+        if (is_key(b) || is_borrowed(b)) continue;
+        try {
+          to_drop.push_back(pointer_of(b));
+        } catch (const std::bad_alloc&) {
+          if (drop_ref(pointer_of(b))) release_depth_first(pointer_of(b), account);
+        }
       }
     }
     free_counted(f, account);
