@@ -30,7 +30,7 @@ void* allocate_scratch(std::size_t bytes) {
   return ::operator new(bytes);
 }
 
-void deallocate_scratch(void* p, std::size_t bytes) noexcept {
+void deallocate_scratch(void* p, [[maybe_unused]] std::size_t bytes) noexcept {  // bytes: unused under ASan
 #if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
   if (bytes >= mapped_scratch_bytes) {
     ::munmap(p, bytes);
