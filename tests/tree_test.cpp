@@ -6,13 +6,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "../bench/support.hpp"  // anon_rss_bytes
 #include "iavl/detail/node_pool.hpp"
 #include "iavl/iavl.hpp"
 
@@ -474,18 +474,6 @@ TEST(NodePool, AClassTakesFreeObjectsOfASlightlyLargerClassBeforeANewSlab) {
 #endif
 }
 
-// Slabs are cut from huge-page chunks: across several chunks and size classes, every object is
-// 16-byte aligned and none overlaps another.
-namespace {
-[[maybe_unused]] std::int64_t anon_rss_kib() {  // unused under ASan, which skips its test
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("RssAnon:", 0) == 0) return std::stoll(line.substr(8));
-  }
-  return -1;
-}
-}  // namespace
-
 // A large commit's scratch lists (millions of nodes) must not stay in the process once freed.
 // glibc keeps a freed block in its heap once an earlier free raised its mapping threshold past
 // the block's size, which the first free below does.
@@ -496,18 +484,20 @@ TEST(NodePool, LargeScratchArraysGoBackToTheSystem) {
   namespace pool = iavl::detail::node_pool;
   void* volatile raise_threshold = ::operator new (std::size_t{24} << 20);
   ::operator delete(raise_threshold);
-  const std::int64_t before = anon_rss_kib();
+  const std::int64_t before = bench::anon_rss_bytes();
   ASSERT_GT(before, 0);
   {
     pool::scratch_vector<std::uint64_t> v(std::size_t{2} << 20);  // 16 MiB, touched
     for (std::size_t i = 0; i < v.size(); ++i) v[i] = i;
     EXPECT_EQ(v[12345], 12345U);
-    EXPECT_GE(anon_rss_kib() - before, 15 << 10);
+    EXPECT_GE(bench::anon_rss_bytes() - before, 15 << 20);
   }
-  EXPECT_LT(anon_rss_kib() - before, 4 << 10);
+  EXPECT_LT(bench::anon_rss_bytes() - before, 4 << 20);
 #endif
 }
 
+// Slabs are cut from huge-page chunks: across several chunks and size classes, every object is
+// 16-byte aligned and none overlaps another.
 TEST(NodePool, ObjectsAreAlignedAndDisjointAcrossChunks) {
   namespace pool = iavl::detail::node_pool;
   struct object {

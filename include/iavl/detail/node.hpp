@@ -274,9 +274,8 @@ inline void release(node* n, memory_account* account) {
   // A version's freed nodes lie on many paths, and each of them, like each child whose count
   // drops, is a cache miss: breadth first, the nodes to visit are known and fetched 16 ahead.
   constexpr std::size_t ahead = 16;
-  node_pool::scratch_vector<node*> to_drop;  // children whose counted reference goes, in the order found
-  std::size_t next = 0;
-  for (node* f = n; f;) {  // f's last reference is gone
+  node_pool::scratch_vector<node*> to_drop;           // children whose counted reference goes, in the order found
+  const auto free_and_list_children = [&](node* f) {  // f's last reference is gone
     if (!f->is_leaf()) {
       for (const auto& c : as_inner(f)->child) {
         const std::uintptr_t b = c.bits();
@@ -289,12 +288,11 @@ inline void release(node* n, memory_account* account) {
       }
     }
     free_counted(f, account);
-    f = nullptr;
-    while (!f && next < to_drop.size()) {
-      if (next + ahead < to_drop.size()) __builtin_prefetch(to_drop[next + ahead], 1);
-      node* c = to_drop[next++];
-      if (drop_ref(c)) f = c;
-    }
+  };
+  free_and_list_children(n);
+  for (std::size_t i = 0; i < to_drop.size(); ++i) {
+    if (i + ahead < to_drop.size()) __builtin_prefetch(to_drop[i + ahead], 1);
+    if (drop_ref(to_drop[i])) free_and_list_children(to_drop[i]);
   }
 }
 
