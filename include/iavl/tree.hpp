@@ -228,6 +228,9 @@ class tree_view {
   std::int64_t version_ = 0;
   hash256 root_hash_ = empty_tree_hash();  // valid when root_hash_known_
   bool root_hash_known_ = true;
+  // A working tree that writes to its nodes at once: its reads ask for the whole of each node on
+  // the path, which a write of the same key (the usual next step) copies.
+  bool writes_nodes_ = false;
 };
 
 class tree;

@@ -28,7 +28,7 @@ inline std::optional<std::string> tree_view::get(std::string_view key) const {
     if (it != buffer_->last.end()) return buffer_->log[it->second].value;
   }
   const detail::store_guard guard(ctx());
-  const detail::leaf_node* l = detail::find(root_, key, ctx());
+  const detail::leaf_node* l = detail::find(root_, key, ctx(), writes_nodes_);
   if (buffer_) {
     buffer_->looked_up.assign(key);
     buffer_->looked_up_found = l != nullptr;
@@ -45,7 +45,7 @@ inline bool tree_view::has(std::string_view key) const {
     if (buffer_->looked_up_valid && buffer_->looked_up == key) return buffer_->looked_up_found;
   }
   const detail::store_guard guard(ctx());
-  return detail::find(root_, key, ctx()) != nullptr;
+  return detail::find(root_, key, ctx(), writes_nodes_) != nullptr;
 }
 
 inline std::optional<entry> tree_view::at(std::int64_t index) const {
@@ -82,6 +82,7 @@ inline tree::tree(const snapshot& base, writes mode)
     owned_buffer_ = std::make_unique<detail::write_buffer>();
     buffer_ = owned_buffer_.get();
   }
+  writes_nodes_ = mode == writes::immediate;
 }
 
 inline tree::tree(tree&& o) noexcept
@@ -96,6 +97,7 @@ inline tree::tree(tree&& o) noexcept
   root_hash_ = o.root_hash_;
   root_hash_known_ = o.root_hash_known_;
   buffer_ = std::exchange(o.buffer_, nullptr);
+  writes_nodes_ = o.writes_nodes_;
 }
 
 inline tree& tree::operator=(tree&& o) noexcept {
@@ -114,6 +116,7 @@ inline tree& tree::operator=(tree&& o) noexcept {
     orphans_ = std::move(o.orphans_);
     owned_buffer_ = std::move(o.owned_buffer_);
     buffer_ = std::exchange(o.buffer_, nullptr);
+    writes_nodes_ = o.writes_nodes_;
   }
   return *this;
 }

@@ -28,19 +28,27 @@ namespace iavl::detail {
 // ---- reads -------------------------------------------------------------------------------
 
 /// The leaf where a lookup of `key` ends (the key's leaf if present). `n` must not be null.
-[[nodiscard]] inline const leaf_node* find_leaf(const node* n, std::string_view key, const store_context* ctx) {
+/// With `whole_nodes`, asks for all of each node on the path, not only what the lookup reads:
+/// a write that follows copies them, and their misses then overlap here.
+[[nodiscard]] inline const leaf_node* find_leaf(const node* n, std::string_view key, const store_context* ctx,
+                                                bool whole_nodes = false) {
   while (!n->is_leaf()) {
     const auto* in = as_inner(n);
     prefetch_children(in);  // the next node's miss starts while the keys are compared
-    n = child(in, key < in->key() ? 0 : 1, ctx);
+    const int side = key < in->key() ? 0 : 1;
+    if (whole_nodes) {
+      if (const node* c = in->child[side].loaded()) prefetch(c);
+    }
+    n = child(in, side, ctx);
   }
   return as_leaf(n);
 }
 
 /// The leaf holding `key`, or null.
-[[nodiscard]] inline const leaf_node* find(const node* root, std::string_view key, const store_context* ctx) {
+[[nodiscard]] inline const leaf_node* find(const node* root, std::string_view key, const store_context* ctx,
+                                           bool whole_nodes = false) {
   if (!root) return nullptr;
-  const leaf_node* l = find_leaf(root, key, ctx);
+  const leaf_node* l = find_leaf(root, key, ctx, whole_nodes);
   return l->key() == key ? l : nullptr;
 }
 
