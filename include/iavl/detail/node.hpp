@@ -193,11 +193,18 @@ inline void prefetch(const node* n) {
   __builtin_prefetch(p + 128);
 }
 
-/// Asks for the headers of an inner node's children that are in memory (their node keys).
+/// Asks for the headers of an inner node's children that are in memory (their node keys); for
+/// the leaves below a node of height 1, all of them, as a lookup that ends there reads the value.
 inline void prefetch_children(const node* n) {
   if (n->is_leaf()) return;
   for (const child_slot& c : as_inner(n)->child) {
-    if (const node* child = c.loaded()) __builtin_prefetch(child);
+    if (const node* child = c.loaded()) {
+      if (n->height == 1) {
+        prefetch(child);
+      } else {
+        __builtin_prefetch(child);
+      }
+    }
   }
 }
 
