@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 
 #include "iavl/detail/store_keys.hpp"
@@ -125,6 +126,9 @@ leveldb::Env* smoothed() {
   return env;
 }
 
+/// The largest write batch whose buffer a thread keeps for its next write.
+constexpr std::size_t kept_batch_bytes = std::size_t{4} << 20;
+
 class leveldb_store final : public node_store {
  public:
   leveldb_store(const std::string& path, const leveldb_options& o) : path_(path) {
@@ -197,7 +201,12 @@ class leveldb_store final : public node_store {
   }
 
   void write(const write_batch& batch, bool sync) override {
-    leveldb::WriteBatch b;
+    // Each thread keeps its batch's buffer for its next write: a version's batch is megabytes,
+    // and building it afresh grew it by copies, into memory the process had just mapped.
+    thread_local std::optional<leveldb::WriteBatch> reused;
+    if (!reused) reused.emplace();
+    leveldb::WriteBatch& b = *reused;
+    b.Clear();
     for (const auto& [k, v] : batch.put_nodes) b.Put(detail::node_record_key(k), v);
     for (const auto& k : batch.delete_nodes) b.Delete(detail::node_record_key(k));
     for (const auto& [name, v] : batch.put_meta) b.Put(detail::meta_record_key(name), v);
@@ -205,6 +214,7 @@ class leveldb_store final : public node_store {
     leveldb::WriteOptions options;
     options.sync = sync;
     const leveldb::Status s = db_->Write(options, &b);
+    if (b.ApproximateSize() > kept_batch_bytes) reused.reset();  // a load's large commits: not kept
     if (!s.ok()) fail(s, "write");
   }
 

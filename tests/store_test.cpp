@@ -3,10 +3,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "iavl/iavl.hpp"
 #include "iavl/leveldb_store.hpp"
@@ -114,6 +116,43 @@ TYPED_TEST(StoreConformance, ScansInKeyOrderWithinBounds) {
     return true;
   });
   EXPECT_EQ(names, (std::vector<std::string>{"r\x01", "r\x02"}));
+}
+
+// A store may keep a thread's batch buffer for its next write (LevelDB does): each write still
+// applies only its own batch, with another thread's writes in between and after a batch larger
+// than the store keeps.
+TYPED_TEST(StoreConformance, EachWriteAppliesOnlyItsOwnBatch) {
+  auto store = this->backend.open();
+  std::promise<void> others_wrote;
+  std::promise<void> first_done;
+  std::thread writer([&] {
+    iavl::write_batch big;
+    big.put_nodes = {{key(1, 1), "first"}, {key(1, 2), std::string(9 << 20, 'x')}};
+    store->write(big, false);
+    iavl::write_batch small;
+    small.put_nodes = {{key(1, 3), "third"}};
+    store->write(small, false);
+    first_done.set_value();
+    others_wrote.get_future().wait();
+    iavl::write_batch last;
+    last.put_nodes = {{key(1, 4), "fourth"}};
+    store->write(last, true);
+  });
+  first_done.get_future().wait();
+  iavl::write_batch other;
+  other.put_nodes = {{key(1, 1), "second"}, {key(1, 3), "second"}};
+  other.delete_nodes = {key(1, 2)};
+  store->write(other, false);
+  others_wrote.set_value();
+  writer.join();
+  std::string out;
+  ASSERT_TRUE(store->read_node(key(1, 1), out));
+  EXPECT_EQ(out, "second");
+  ASSERT_TRUE(store->read_node(key(1, 3), out));
+  EXPECT_EQ(out, "second");
+  EXPECT_FALSE(store->read_node(key(1, 2), out));
+  ASSERT_TRUE(store->read_node(key(1, 4), out));
+  EXPECT_EQ(out, "fourth");
 }
 
 // The memory store inserts a batch's node records with a hint (each after the one before): out
