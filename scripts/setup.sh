@@ -7,6 +7,7 @@ packages=(
   g++ cmake ninja-build git          # toolchain
   libssl-dev                         # SHA-256 (the library's one required dependency)
   libleveldb-dev                     # the LevelDB node store
+  libsnappy-dev                      # Debian's leveldb CMake package links -lsnappy (not a dependency of libleveldb-dev)
   libcli11-dev                       # argument parsing of the iavl tool
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # the benchmark suite
