@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../bench/support.hpp"  // anon_rss_bytes
+#include "iavl/detail/node.hpp"
 #include "iavl/detail/node_pool.hpp"
 #include "iavl/iavl.hpp"
 
@@ -245,6 +246,49 @@ TEST(Tree, PositionsByIndexAndKey) {
   EXPECT_FALSE(t.at(-1));
   EXPECT_FALSE(t.index_of("k00005"));
   EXPECT_FALSE(iavl::tree().at(0));
+}
+
+// Keys of 0-12 bytes over bytes on both sides of 0x80, many of them sharing their first 8 bytes
+// or one being a prefix of another: the cases where comparing whole 8-byte words could go wrong.
+std::vector<std::string> keys_with_shared_prefixes(std::mt19937_64& rng, int count) {
+  static constexpr unsigned char bytes[] = {0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff};
+  std::vector<std::string> keys;
+  for (int i = 0; i < count; ++i) {
+    std::string k(std::uniform_int_distribution<std::size_t>(0, 12)(rng), '\0');
+    for (auto& c : k) c = static_cast<char>(bytes[rng() % std::size(bytes)]);
+    keys.push_back(std::move(k));
+  }
+  return keys;
+}
+
+TEST(KeyOrder, WordCompareAgreesWithBytewiseOrder) {
+  std::mt19937_64 rng(7);
+  const auto keys = keys_with_shared_prefixes(rng, 400);
+  int word_decided = 0;  // pairs of 8+ bytes that differ in their first 8: the fast path
+  for (const auto& a : keys) {
+    for (const auto& b : keys) {
+      ASSERT_EQ(iavl::detail::key_less(a, b), std::string_view(a) < std::string_view(b))
+          << testing::PrintToString(a) << " " << testing::PrintToString(b);
+      word_decided += a.size() >= 8 && b.size() >= 8 && a.compare(0, 8, b, 0, 8) != 0;
+    }
+  }
+  EXPECT_GT(word_decided, 1000);
+}
+
+TEST(KeyOrder, TreeOfKeysSharingPrefixesIsInBytewiseOrder) {
+  std::mt19937_64 rng(11);
+  iavl::tree t;
+  model m;
+  for (const auto& k : keys_with_shared_prefixes(rng, 5000)) {
+    t.set(k, k);
+    m[k] = k;
+  }
+  for (const auto& k : keys_with_shared_prefixes(rng, 1000)) {
+    EXPECT_EQ(t.remove(k), m.erase(k) > 0);
+  }
+  expect_same(t, m);
+  for (const auto& [k, v] : m) ASSERT_EQ(t.get(k), std::optional<std::string>(v));
+  t.verify();
 }
 
 TEST(Tree, EmptyKeyAndValueAreOrdinaryEntries) {

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -177,6 +178,26 @@ static_assert(sizeof(inner_node) == 32);
 [[nodiscard]] inline const leaf_node* as_leaf(const node* n) { return static_cast<const leaf_node*>(n); }
 [[nodiscard]] inline inner_node* as_inner(node* n) { return static_cast<inner_node*>(n); }
 [[nodiscard]] inline const inner_node* as_inner(const node* n) { return static_cast<const inner_node*>(n); }
+
+/// Whether key `a` sorts before `b`, bytewise (as `std::string_view`'s `<`). Keys almost always
+/// differ in their first eight bytes, compared here as one big-endian word: a walk compares a key
+/// at every level, and `<` calls `memcmp`.
+[[nodiscard]] inline bool key_less(std::string_view a, std::string_view b) {
+  if (a.size() >= 8 && b.size() >= 8) {
+    std::uint64_t x = 0;
+    std::uint64_t y = 0;
+    std::memcpy(&x, a.data(), 8);
+    std::memcpy(&y, b.data(), 8);
+    if (x != y) {
+      if constexpr (std::endian::native == std::endian::little) {
+        x = __builtin_bswap64(x);
+        y = __builtin_bswap64(y);
+      }
+      return x < y;
+    }
+  }
+  return a < b;
+}
 
 /// The key a lookup compares with: a leaf's key, or an inner node's split key (the smallest
 /// key of its right subtree).

@@ -35,7 +35,7 @@ namespace iavl::detail {
   while (!n->is_leaf()) {
     const auto* in = as_inner(n);
     prefetch_children(in);  // the next node's miss starts while the keys are compared
-    const int side = key < in->key() ? 0 : 1;
+    const int side = key_less(key, in->key()) ? 0 : 1;
     if (whole_nodes) {
       if (const node* c = in->child[side].loaded()) prefetch(c);
     }
@@ -70,7 +70,7 @@ namespace iavl::detail {
   std::int64_t rank = 0;
   while (!n->is_leaf()) {
     const auto* in = as_inner(n);
-    const int side = key < in->key() ? 0 : 1;
+    const int side = key_less(key, in->key()) ? 0 : 1;
     if (side == 1) rank += in->facts().child_size[0];
     n = child(in, side, ctx);
   }
@@ -322,7 +322,7 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
   }
   const auto* in = as_inner(n);
   prefetch_children(in);  // the next node's miss starts while this one is compared and copied
-  const int dir = key < in->key() ? 0 : 1;
+  const int dir = key_less(key, in->key()) ? 0 : 1;
   inner_node* e = edit_toward(v.bits, dir, w);
   node* sub = insert(slot_of(e, dir), key, value, updated, w);
   if (updated) {  // an update changes no height or size
@@ -356,7 +356,7 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
     return {};
   }
   const auto* in = as_inner(n);
-  const int dir = key < in->key() ? 0 : 1;
+  const int dir = key_less(key, in->key()) ? 0 : 1;
   inner_node* e = edit_toward(v.bits, dir, w);
   const slot_value sub = erase(slot_of(e, dir), key, new_key, w);
   if (!sub.bits) {
