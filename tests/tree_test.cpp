@@ -248,14 +248,30 @@ TEST(Tree, PositionsByIndexAndKey) {
   EXPECT_FALSE(iavl::tree().at(0));
 }
 
-// Keys of 0-12 bytes over bytes on both sides of 0x80, many of them sharing their first 8 bytes
-// or one being a prefix of another: the cases where comparing whole 8-byte words could go wrong.
+// Keys of 0-16 bytes over bytes on both sides of 0x80, half of them made from an earlier key by
+// extending it, cutting it short or changing a byte past the eighth: many pairs share their first
+// 8 bytes or are prefixes of one another, where comparing whole 8-byte words could go wrong.
 std::vector<std::string> keys_with_shared_prefixes(std::mt19937_64& rng, int count) {
   static constexpr unsigned char bytes[] = {0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff};
+  auto any_byte = [&] { return static_cast<char>(bytes[rng() % std::size(bytes)]); };
   std::vector<std::string> keys;
   for (int i = 0; i < count; ++i) {
-    std::string k(std::uniform_int_distribution<std::size_t>(0, 12)(rng), '\0');
-    for (auto& c : k) c = static_cast<char>(bytes[rng() % std::size(bytes)]);
+    std::string k;
+    if (!keys.empty() && rng() % 2 == 0) {
+      k = keys[rng() % keys.size()];
+      switch (rng() % 3) {
+        case 0:
+          for (std::uint64_t n = 1 + rng() % 4; n > 0; --n) k += any_byte();
+          break;
+        case 1: k.resize(rng() % (k.size() + 1)); break;
+        default:
+          if (k.size() > 8) k[8 + rng() % (k.size() - 8)] = any_byte();
+      }
+      k.resize(std::min<std::size_t>(k.size(), 16));
+    } else {
+      k.resize(std::uniform_int_distribution<std::size_t>(0, 12)(rng));
+      for (auto& c : k) c = any_byte();
+    }
     keys.push_back(std::move(k));
   }
   return keys;
@@ -265,14 +281,20 @@ TEST(KeyOrder, WordCompareAgreesWithBytewiseOrder) {
   std::mt19937_64 rng(7);
   const auto keys = keys_with_shared_prefixes(rng, 400);
   int word_decided = 0;  // pairs of 8+ bytes that differ in their first 8: the fast path
+  int same_8_bytes = 0;  // distinct pairs of 8+ bytes whose first 8 are equal: the fallback
   for (const auto& a : keys) {
     for (const auto& b : keys) {
       ASSERT_EQ(iavl::detail::key_less(a, b), std::string_view(a) < std::string_view(b))
           << testing::PrintToString(a) << " " << testing::PrintToString(b);
-      word_decided += a.size() >= 8 && b.size() >= 8 && a.compare(0, 8, b, 0, 8) != 0;
+      if (a.size() >= 8 && b.size() >= 8) {
+        const bool first_8_equal = a.compare(0, 8, b, 0, 8) == 0;
+        word_decided += !first_8_equal;
+        same_8_bytes += first_8_equal && a != b;
+      }
     }
   }
   EXPECT_GT(word_decided, 1000);
+  EXPECT_GT(same_8_bytes, 100);
 }
 
 TEST(KeyOrder, TreeOfKeysSharingPrefixesIsInBytewiseOrder) {
