@@ -3,23 +3,28 @@
 // version the log produced, with that version's root hash, every key readable and verify()
 // passing; the next run continues from there. Every other run writes in the background
 // (--background-writes), where the database must open at its last durable version.
+//
+// A full disk: the same replay, and a writer whose LevelDB tables outgrow its logs, run under a
+// limit on the size of the files they write (RLIMIT_FSIZE, so that a write fails with EFBIG part
+// of the way through, as on a full disk). Each must stop with a typed I/O error and leave the
+// database at the last version it reported committed.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "iavl/iavl.hpp"
 #include "iavl/leveldb_store.hpp"
+#include "support/table_writes.hpp"
 #include "support/temp_dir.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -30,10 +35,10 @@ struct log_version {
   std::string text;  // the version's lines, ending with "commit"
 };
 
-std::vector<log_version> make_log(std::uint64_t seed) {
+std::vector<log_version> make_log(std::uint64_t seed, int count = versions) {
   std::mt19937_64 rng(seed);
   std::vector<std::string> keys;
-  std::vector<log_version> log(versions);
+  std::vector<log_version> log(count);
   const auto hex = [&](std::size_t bytes) {
     std::string raw(bytes, '\0');
     for (auto& c : raw) c = static_cast<char>(rng());
@@ -80,21 +85,62 @@ void replay_in_memory(const std::vector<log_version>& log, iavl::versioned_tree&
   }
 }
 
-pid_t spawn_replay(const std::string& db, const std::string& log_file, bool background_writes) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, log_file.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  std::string tool = IAVL_TOOL_PATH;
-  std::vector<char*> argv = {tool.data(), const_cast<char*>("replay"), const_cast<char*>("--db"),
-                             const_cast<char*>(db.c_str())};
-  if (background_writes) argv.push_back(const_cast<char*>("--background-writes"));
+// Starts `args` (a program and its arguments) with stdin from `in` and stdout to `out` (stderr to
+// `err`, if given), its files limited to `max_file_bytes` and SIGXFSZ ignored, so that a write
+// past the limit fails with EFBIG (part of the way through, as on a full disk) instead of
+// killing it.
+pid_t start(std::vector<std::string> args, const std::string& in, rlim_t max_file_bytes, const std::string& out,
+            const std::string& err = "") {
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, tool.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  EXPECT_EQ(rc, 0) << "cannot start " << tool;
+  const pid_t pid = ::fork();
+  if (pid == 0) {  // only async-signal-safe calls until exec
+    const rlimit limit{max_file_bytes, max_file_bytes};
+    const int i = ::open(in.c_str(), O_RDONLY);
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = err.empty() ? STDERR_FILENO : ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (i < 0 || o < 0 || e < 0 || ::dup2(i, STDIN_FILENO) < 0 || ::dup2(o, STDOUT_FILENO) < 0 ||
+        ::dup2(e, STDERR_FILENO) < 0 || ::signal(SIGXFSZ, SIG_IGN) == SIG_ERR ||
+        ::setrlimit(RLIMIT_FSIZE, &limit) != 0) {
+      ::_exit(127);
+    }
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  EXPECT_GT(pid, 0) << "fork failed";
   return pid;
+}
+
+int wait_for(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return status;
+}
+
+std::vector<std::string> replay_args(const std::string& db, bool background_writes) {
+  std::vector<std::string> args = {IAVL_TOOL_PATH, "replay", "--db", db};
+  if (background_writes) args.emplace_back("--background-writes");
+  return args;
+}
+
+// Opens the database at `db_path` and checks its latest version against the log: root hash, size,
+// every key, verify(). `expected` holds the log replayed up to some earlier version. Returns the
+// version the database is at.
+std::int64_t expect_log_version(const std::string& db_path, const std::vector<log_version>& log,
+                                iavl::versioned_tree& expected) {
+  iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(db_path, {.create_if_missing = false})});
+  const iavl::snapshot s = db.last_commit();
+  SCOPED_TRACE("version " + std::to_string(s.version()));
+  if (s.version() == 0) return 0;
+  replay_in_memory(log, expected, s.version());
+  const iavl::snapshot want = expected.last_commit();
+  EXPECT_EQ(want.version(), s.version());
+  EXPECT_EQ(s.hash(), want.hash());
+  EXPECT_EQ(s.size(), want.size());
+  for (auto [key, value] : want.range()) EXPECT_EQ(s.get(key), std::string(value));
+  s.verify();
+  return s.version();
 }
 
 TEST(Crash, KilledReplaysNeverLoseOrTearACommittedVersion) {
@@ -113,34 +159,116 @@ TEST(Crash, KilledReplaysNeverLoseOrTearACommittedVersion) {
       std::ofstream rest(log_path, std::ios::trunc);
       for (std::int64_t v = latest; v < versions; ++v) rest << log[v].text;
     }
-    const pid_t child = spawn_replay(db_path, log_path, round % 2 == 1);  // both ways of writing
+    const bool background = round % 2 == 1;  // both ways of writing
+    const pid_t child = start(replay_args(db_path, background), log_path, RLIM_INFINITY, "/dev/null");
     std::this_thread::sleep_for(std::chrono::microseconds(1000 + rng() % 120000));
     ::kill(child, SIGKILL);
-    int status = 0;
-    ::waitpid(child, &status, 0);
+    const int status = wait_for(child);
     if (WIFSIGNALED(status)) {
       ++killed_mid_run;
     } else {
       EXPECT_EQ(WEXITSTATUS(status), 0) << "replay failed in round " << round;
     }
 
-    iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(db_path, {.create_if_missing = false})});
-    const iavl::snapshot s = db.last_commit();
-    SCOPED_TRACE("round " + std::to_string(round) + ", version " + std::to_string(s.version()));
-    ASSERT_GE(s.version(), latest) << "a committed version was lost";
-    latest = s.version();
-    if (latest == 0) continue;
-    replay_in_memory(log, expected, latest);
-    const iavl::snapshot want = expected.last_commit();
-    ASSERT_EQ(want.version(), latest);
-    ASSERT_EQ(s.hash(), want.hash());
-    ASSERT_EQ(s.size(), want.size());
-    for (auto [key, value] : want.range()) ASSERT_EQ(s.get(key), std::string(value));
-    s.verify();
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::int64_t now = expect_log_version(db_path, log, expected);
+    ASSERT_FALSE(HasFailure());
+    ASSERT_GE(now, latest) << "a committed version was lost";
+    latest = now;
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the crash test must stay within its time bound";
   }
   EXPECT_EQ(killed_mid_run, kills) << "the log ran out before enough kills landed";
   EXPECT_GT(latest, 0);
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// The version of the last line `iavl replay` printed ('<version> <hash> <size>'), 0 if none.
+std::int64_t last_printed_version(const std::string& out) {
+  std::istringstream lines(out);
+  std::int64_t last = 0;
+  for (std::string line; std::getline(lines, line);) last = std::stoll(line);
+  return last;
+}
+
+// LevelDB's log fills the disk: the commit that hits it fails.
+TEST(DiskFull, AFailedLogWriteIsATypedErrorAndLosesNoCommittedVersion) {
+  const auto log = make_log(99, 3000);
+  for (const bool background : {false, true}) {
+    SCOPED_TRACE(background ? "background writes" : "synced commits");
+    test_support::temp_dir dir;
+    const std::string db_path = (dir.path() / "db").string();
+    const std::string log_path = (dir.path() / "all.log").string();
+    const std::string out = (dir.path() / "out").string(), err = (dir.path() / "err").string();
+    {
+      std::ofstream all(log_path);
+      for (const auto& v : log) all << v.text;
+    }
+    // LevelDB's log reaches 1 MiB after a few hundred versions of this log, long before its end.
+    const int status = wait_for(start(replay_args(db_path, background), log_path, rlim_t{1} << 20, out, err));
+    ASSERT_TRUE(WIFEXITED(status)) << "the replay did not exit by itself (signal " << WTERMSIG(status) << ")";
+    EXPECT_EQ(WEXITSTATUS(status), 1);
+    const std::string message = file_text(err);
+    EXPECT_NE(message.find("File too large"), std::string::npos) << message;
+    EXPECT_NE(message.find("[io_error]"), std::string::npos) << message;
+    const std::int64_t printed = last_printed_version(file_text(out));
+    ASSERT_GT(printed, 0);
+    ASSERT_LT(printed, static_cast<std::int64_t>(log.size())) << "the limit was never reached";
+
+    iavl::versioned_tree expected(iavl::options{.keep = {.keep_recent = 1}});
+    const std::int64_t reopened = expect_log_version(db_path, log, expected);
+    if (background) {
+      // A line is printed before its version is durable; what did reach the disk is whole.
+      EXPECT_GT(reopened, 0);
+      EXPECT_LE(reopened, printed);
+    } else {
+      EXPECT_EQ(reopened, printed) << "a synced commit that was reported must be there, the failed one not";
+    }
+
+    // With room on the disk again, the database takes the rest of the log.
+    std::ofstream rest(log_path, std::ios::trunc);
+    for (std::size_t v = static_cast<std::size_t>(reopened); v < log.size(); ++v) rest << log[v].text;
+    rest.close();
+    const int again = wait_for(start(replay_args(db_path, background), log_path, RLIM_INFINITY, out, err));
+    ASSERT_TRUE(WIFEXITED(again) && WEXITSTATUS(again) == 0) << file_text(err);
+    EXPECT_EQ(expect_log_version(db_path, log, expected), static_cast<std::int64_t>(log.size()));
+  }
+}
+
+// A table fills the disk, in the store's own table file (src/leveldb_store.cpp), on LevelDB's
+// compaction thread: the commit after it fails, and the database opens at the last commit that
+// succeeded, its tables whole.
+TEST(DiskFull, AFailedTableWriteIsATypedErrorAndLosesNoCommittedVersion) {
+  test_support::temp_dir dir;
+  const std::string db_path = (dir.path() / "db").string();
+  const std::string out = (dir.path() / "out").string(), err = (dir.path() / "err").string();
+  const int status = wait_for(start({FULL_DISK_WRITER_PATH, db_path}, "/dev/null", rlim_t{1} << 20, out, err));
+  ASSERT_TRUE(WIFEXITED(status)) << "the writer did not exit by itself (signal " << WTERMSIG(status) << ")";
+  ASSERT_EQ(WEXITSTATUS(status), 0) << file_text(err);
+  const std::string message = file_text(err);
+  EXPECT_NE(message.find(".ldb"), std::string::npos) << "not a table write: " << message;
+  EXPECT_NE(message.find("File too large"), std::string::npos) << message;
+  EXPECT_NE(message.find("[io_error]"), std::string::npos) << message;
+  const std::int64_t committed = last_printed_version(file_text(out));
+  ASSERT_GT(committed, 2);
+
+  iavl::versioned_tree expected;
+  for (std::int64_t v = 1; v <= committed; ++v) {
+    iavl::tree t = expected.branch();
+    test_support::set_version(t, v);
+    (void)expected.commit(std::move(t));
+  }
+  iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(db_path, {.create_if_missing = false})});
+  ASSERT_EQ(db.latest_version(), committed);
+  for (std::int64_t v : db.versions()) db.at(v).verify();
+  const iavl::snapshot s = db.last_commit();
+  EXPECT_EQ(s.hash(), expected.last_commit().hash());
+  for (auto [key, value] : expected.last_commit().range()) EXPECT_EQ(s.get(key), std::string(value));
 }
 
 }  // namespace

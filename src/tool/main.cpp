@@ -124,7 +124,7 @@ int replay(std::istream& in, iavl::versioned_tree& db) {
       return 1;
     } catch (const iavl::error& e) {
       std::cout.flush();
-      std::cerr << "iavl replay: line " << number << ": " << e.what() << '\n';
+      std::cerr << "iavl replay: line " << number << ": " << e.what() << " [" << iavl::to_string(e.code()) << "]\n";
       return 1;
     }
   }
