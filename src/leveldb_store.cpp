@@ -126,6 +126,21 @@ leveldb::Env* smoothed() {
   return env;
 }
 
+// Whether `dir` (which has no CURRENT file) holds only what LevelDB leaves when creating a
+// database fails before CURRENT is written, as on a full disk: its lock, its info logs, a
+// manifest and the temporary file it writes CURRENT from. Creating the database there again
+// loses nothing, while any other file may be someone else's.
+bool holds_only_a_failed_creation(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool leftover = name == "LOCK" || name == "LOG" || name == "LOG.old" || name.starts_with("MANIFEST-") ||
+                          name.ends_with(".dbtmp");
+    if (!leftover) return false;
+  }
+  return !ec;
+}
+
 /// The largest write batch whose buffer a thread keeps for its next write.
 constexpr std::size_t kept_batch_bytes = std::size_t{4} << 20;
 
@@ -138,10 +153,11 @@ class leveldb_store final : public node_store {
     if (exists && !fs::is_directory(path, ec)) {
       throw error(errc::not_a_database, "'" + path + "' is not a database directory (it is a file)");
     }
-    if (exists && !fs::exists(fs::path(path) / "CURRENT", ec) && !fs::is_empty(path, ec)) {
+    const bool has_database = exists && fs::exists(fs::path(path) / "CURRENT", ec);
+    if (exists && !has_database && !holds_only_a_failed_creation(path)) {
       throw error(errc::not_a_database, "'" + path + "' is a non-empty directory without a LevelDB database");
     }
-    if (!exists && !o.create_if_missing) {
+    if (!has_database && !o.create_if_missing) {
       throw error(errc::not_a_database, "no database at '" + path + "'");
     }
     if (!exists) fs::create_directories(path, ec);  // LevelDB creates only the last component

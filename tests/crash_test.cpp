@@ -240,6 +240,28 @@ TEST(DiskFull, AFailedLogWriteIsATypedErrorAndLosesNoCommittedVersion) {
   }
 }
 
+// The disk is full from the start: creating the database fails with an error, not a crash, and
+// once there is room the same directory takes the log.
+TEST(DiskFull, ACreationThatFailedCanBeRetried) {
+  const auto log = make_log(7, 20);
+  test_support::temp_dir dir;
+  const std::string db_path = (dir.path() / "db").string();
+  const std::string log_path = (dir.path() / "all.log").string();
+  {
+    std::ofstream all(log_path);
+    for (const auto& v : log) all << v.text;
+  }
+  // No file may grow at all (so the tool's own message cannot be kept either).
+  const int status = wait_for(start(replay_args(db_path, false), log_path, 0, "/dev/null", "/dev/null"));
+  ASSERT_TRUE(WIFEXITED(status)) << "the replay did not exit by itself (signal " << WTERMSIG(status) << ")";
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string err = (dir.path() / "err").string();
+  const int again = wait_for(start(replay_args(db_path, false), log_path, RLIM_INFINITY, "/dev/null", err));
+  ASSERT_TRUE(WIFEXITED(again) && WEXITSTATUS(again) == 0) << file_text(err);
+  iavl::versioned_tree expected;
+  EXPECT_EQ(expect_log_version(db_path, log, expected), static_cast<std::int64_t>(log.size()));
+}
+
 // A table fills the disk, in the store's own table file (src/leveldb_store.cpp), on LevelDB's
 // compaction thread: the commit after it fails, and the database opens at the last commit that
 // succeeded, its tables whole.

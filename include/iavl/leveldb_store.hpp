@@ -27,7 +27,9 @@ struct leveldb_options {
 };
 
 /// Opens (or creates) the LevelDB database at `path`. Throws iavl::error: not_a_database when
-/// `path` is not a LevelDB directory (a file, or a non-empty directory without a database),
+/// `path` is not a LevelDB directory (a file, or a non-empty directory without a database; what a
+/// creation that failed before LevelDB wrote its CURRENT file leaves, as on a full disk, counts as
+/// empty), or holds none and options.create_if_missing is false,
 /// corruption when LevelDB finds its files damaged, io_error otherwise. Block checksums are
 /// verified on every read but a node's, which the tree checks against the hash its parent keeps.
 /// LevelDB's table files are written by the store, which starts their writeback every MiB (so
