@@ -23,7 +23,7 @@
 
 #include "iavl/iavl.hpp"
 #include "iavl/leveldb_store.hpp"
-#include "support/table_writes.hpp"
+#include "support/full_disk_workload.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {

@@ -8,7 +8,7 @@
 
 #include "iavl/iavl.hpp"
 #include "iavl/leveldb_store.hpp"
-#include "support/table_writes.hpp"
+#include "support/full_disk_workload.hpp"
 
 int main(int argc, char** argv) {
   if (argc != 2) return 3;
