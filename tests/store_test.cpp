@@ -520,6 +520,40 @@ TYPED_TEST(StoredTree, TrimmingUnloadsNoMoreThanItMust) {
   expect_contents(db.last_commit(), m);
 }
 
+// Trimming unloads cold parts from the bottom up: with a budget that holds the upper levels
+// (every node of height 2 and more) but not the whole tree, a lookup after any number of trims
+// loads at most the node of height 1 and the leaf below it. Unloading cold subtrees whole, as
+// the cache did before, left lookups that loaded four levels and more: with uniform reads at
+// 10M keys about half of a transaction's loads were of nodes of height 2 to 7.
+TEST(NodeCache, TrimmingKeepsTheUpperLevels) {
+  auto store = std::make_shared<test_support::failing_store>();
+  iavl::options o{.store = store};
+  std::int64_t full = 0;
+  model m;
+  {
+    iavl::versioned_tree db(o);
+    m = commit_keys(db, 4000);
+    expect_contents(db.last_commit(), m);
+    full = db.cached_bytes();  // the whole tree
+  }
+  o.cache_bytes = static_cast<std::size_t>(full) / 5 * 3;
+  iavl::versioned_tree db(o);
+  for (int round = 0; round < 3; ++round) {
+    expect_contents(db.last_commit(), m);  // loads and marks every node
+    db.trim_cache();                       // clears the marks
+    db.trim_cache();                       // unloads
+    ASSERT_LE(db.cached_bytes(), static_cast<std::int64_t>(o.cache_bytes));
+    int most = 0;
+    for (const auto& [key, value] : m) {
+      const long before = store->node_reads.load();
+      ASSERT_EQ(db.last_commit().get(key), value);
+      most = std::max(most, static_cast<int>(store->node_reads.load() - before));
+    }
+    EXPECT_LE(most, 2) << "round " << round;
+    EXPECT_GE(most, 1) << "round " << round;  // the trims did unload
+  }
+}
+
 // After a commit the cache leaves room for a next version as large (up to half the budget): a
 // large commit's nodes would otherwise come on top of a full cache, and the node pool keeps the
 // memory of that peak. A small commit leaves little room.

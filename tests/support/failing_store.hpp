@@ -1,5 +1,5 @@
 // A memory store whose writes fail or are held on demand, for the paths that must survive a
-// failed write and those that race with a pending one.
+// failed write and those that race with a pending one. It counts node reads.
 #pragma once
 
 #include <atomic>
@@ -21,7 +21,12 @@ class failing_store : public iavl::node_store {
   /// A write returns (after writing) only once this reaches its number.
   std::atomic<long> release_through{LONG_MAX};
 
-  bool read_node(iavl::node_key k, std::string& out) const override { return inner->read_node(k, out); }
+  mutable std::atomic<long> node_reads{0};  ///< read_node calls so far
+
+  bool read_node(iavl::node_key k, std::string& out) const override {
+    ++node_reads;
+    return inner->read_node(k, out);
+  }
   bool read_meta(std::string_view n, std::string& out) const override { return inner->read_meta(n, out); }
   void scan_meta(std::string_view p, const std::function<bool(std::string_view, std::string_view)>& fn) const override {
     inner->scan_meta(p, fn);

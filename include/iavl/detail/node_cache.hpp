@@ -6,6 +6,11 @@
 // parent's slot goes back to its node key) and its reference retired until no reader can see
 // it, unless it likely holds more than is left to free, when it too is searched for smaller
 // parts. Persisted nodes only: the latest version has no others.
+//
+// Cold subtrees are unloaded from the bottom up: the first three passes unload only those of at
+// most `unload_height_` (searching taller cold ones for such parts), so that the upper levels,
+// which every walk crosses, stay; only when that cannot free enough does a fourth pass unload
+// any cold subtree, and the limit rises by one for the trims after it.
 #pragma once
 
 #include <cstddef>
@@ -28,12 +33,13 @@ class node_cache {
   void trim(node* root, const store_context& ctx, std::int64_t room);
 
  private:
-  bool sweep(inner_node* n, const store_context& ctx);
+  bool sweep(inner_node* n, const store_context& ctx, int height_limit);
 
   std::size_t budget_;
   std::string hand_;  // the sweep resumes at this key
   std::int64_t to_free_ = 0;
   std::int64_t bytes_per_key_ = 1;  // in memory, on average over the latest tree
+  int unload_height_ = 1;           // see above
   retire_list retired_;
 };
 
