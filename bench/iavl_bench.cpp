@@ -266,7 +266,6 @@ void run_tree_only(benchmark::State& state, scenario sc, store_kind kind, const 
   }
 }
 
-/// One benchmark: scenario `sc` on store `kind` with parameters `c`.
 /// Reads random keys of a store-backed tree until its node cache holds 90% of its budget (where
 /// commits trim it back to) or a round of reads adds little (the tree is all in memory). A
 /// running node's cache is full; the load's commits of 100,000 keys leave it a tenth or more
@@ -293,6 +292,7 @@ void warm_cache(Db& db, const config& c, rng& r) {
   }
 }
 
+/// One benchmark: scenario `sc` on store `kind` with parameters `c`.
 template <class Db>
 void run(benchmark::State& state, scenario sc, store_kind kind, const config& c) {
   fixture<Db>* f = cache.get<Db>(kind, c);
