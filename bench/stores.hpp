@@ -12,7 +12,9 @@
 #include <leveldb/db.h>
 #include <leveldb/write_batch.h>
 
+#include <atomic>
 #include <filesystem>
+#include <functional>
 #include <iavl/iavl.hpp>
 #include <iavl/leveldb_store.hpp>
 #include <map>
@@ -39,6 +41,43 @@ inline const char* name_of(store_kind k) {
   return "?";
 }
 
+/// Node records the trees of this process read from their stores, for the `block` scenario's
+/// loads per transaction (what a store costs once the tree outgrows its node cache).
+struct store_reads {
+  std::atomic<long> nodes{0};
+  std::atomic<long> leaves{0};
+};
+inline store_reads& reads() {
+  static store_reads r;
+  return r;
+}
+
+/// A node store that counts the node records read through it (a leaf's starts with byte 00,
+/// docs/format.md).
+class counted_store final : public iavl::node_store {
+ public:
+  explicit counted_store(std::shared_ptr<iavl::node_store> inner) : inner_(std::move(inner)) {}
+  bool read_node(iavl::node_key key, std::string& out) const override {
+    const bool found = inner_->read_node(key, out);
+    reads().nodes.fetch_add(1, std::memory_order_relaxed);
+    if (found && !out.empty() && out[0] == '\0') reads().leaves.fetch_add(1, std::memory_order_relaxed);
+    return found;
+  }
+  bool read_meta(std::string_view name, std::string& out) const override { return inner_->read_meta(name, out); }
+  void scan_meta(std::string_view prefix,
+                 const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    inner_->scan_meta(prefix, fn);
+  }
+  void scan_nodes(std::int64_t first, std::int64_t last, const std::function<bool(iavl::node_key)>& fn) const override {
+    inner_->scan_nodes(first, last, fn);
+  }
+  void write(const iavl::write_batch& batch, bool sync) override { inner_->write(batch, sync); }
+  [[nodiscard]] std::uint64_t size_bytes() const override { return inner_->size_bytes(); }
+
+ private:
+  std::shared_ptr<iavl::node_store> inner_;
+};
+
 /// The one place where iavl's node stores plug in: a versioned tree on store `kind`, keeping its
 /// files (if any) under `dir`.
 // In memory, each commit retires the previous version; stores keep every version (the
@@ -46,8 +85,8 @@ inline const char* name_of(store_kind k) {
 inline std::unique_ptr<iavl::versioned_tree> make_db(store_kind kind, const std::filesystem::path& dir) {
   iavl::options o;
   if (kind == store_kind::nodb) o.keep.keep_recent = 1;
-  if (kind == store_kind::mem) o.store = iavl::open_memory_store();
-  if (kind == store_kind::leveldb) o.store = iavl::open_leveldb_store(dir.string());
+  if (kind == store_kind::mem) o.store = std::make_shared<counted_store>(iavl::open_memory_store());
+  if (kind == store_kind::leveldb) o.store = std::make_shared<counted_store>(iavl::open_leveldb_store(dir.string()));
   o.background_writes = o.store != nullptr;
   return std::make_unique<iavl::versioned_tree>(o);
 }
