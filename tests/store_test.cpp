@@ -554,6 +554,59 @@ TEST(NodeCache, TrimmingKeepsTheUpperLevels) {
   }
 }
 
+// A lookup or an insert of an absent key reads no leaf from the store: the key of the leaf where
+// the path ends is the split key of the last node where it turned right. Only a path that never
+// turns right (a key below the second smallest) reads the leaf, the smallest. Nor does an update without a
+// lookup before it. The trees these writes make are those a tree with every node in memory makes.
+TEST(NodeCache, AbsentKeysAreDecidedWithoutReadingALeaf) {
+  auto store = std::make_shared<test_support::failing_store>();
+  const iavl::options o{.store = store};
+  model m;
+  {
+    iavl::versioned_tree db(o);
+    m = commit_keys(db, 2000);
+  }
+  iavl::versioned_tree db(o);  // nothing in memory
+  iavl::versioned_tree in_memory;
+  (void)commit_keys(in_memory, 2000);  // in the same order: the same tree
+  ASSERT_EQ(in_memory.last_commit().hash(), db.last_commit().hash());
+
+  const iavl::snapshot last = db.last_commit();
+  std::vector<std::string> absent;
+  for (int i = 1; i < 2000; i += 7) absent.push_back("k" + std::to_string(i) + "x");  // between k<i> and k<i>0
+  const long leaves_before = store->leaf_reads.load();
+  for (const std::string& key : absent) {
+    EXPECT_FALSE(last.get(key)) << key;
+    EXPECT_FALSE(last.has(key)) << key;
+  }
+  EXPECT_EQ(store->leaf_reads.load(), leaves_before);
+  EXPECT_GT(store->node_reads.load(), 0);  // the paths were read from the store
+
+  ASSERT_EQ(last.get("a"), std::nullopt);  // below every key: the smallest leaf is read
+  EXPECT_EQ(store->leaf_reads.load(), leaves_before + 1);
+
+  iavl::tree t = db.branch();
+  iavl::tree u = in_memory.branch();
+  const long leaves_before_writes = store->leaf_reads.load();
+  for (const std::string& key : absent) {
+    ASSERT_EQ(t.set(key, "new " + key), iavl::set_result::inserted);
+    u.set(key, "new " + key);
+    m[key] = "new " + key;
+  }
+  for (int i = 1; i < 2000; i += 11) {  // updates without a lookup
+    const std::string key = "k" + std::to_string(i);
+    t.set(key, "updated");
+    u.set(key, "updated");
+    m[key] = "updated";
+  }
+  EXPECT_EQ(store->leaf_reads.load(), leaves_before_writes);
+  const iavl::snapshot written = db.commit(std::move(t));
+  EXPECT_EQ(written.hash(), in_memory.commit(std::move(u)).hash());
+  written.verify();
+  expect_contents(written, m);
+  EXPECT_GT(store->leaf_reads.load(), leaves_before_writes);  // expect_contents read the leaves
+}
+
 // After a commit the cache leaves room for a next version as large (up to half the budget): a
 // large commit's nodes would otherwise come on top of a full cache, and the node pool keeps the
 // memory of that peak. A small commit leaves little room.

@@ -22,10 +22,13 @@ class failing_store : public iavl::node_store {
   std::atomic<long> release_through{LONG_MAX};
 
   mutable std::atomic<long> node_reads{0};  ///< read_node calls so far
+  mutable std::atomic<long> leaf_reads{0};  ///< those that found a leaf (a record of kind 00, docs/format.md)
 
   bool read_node(iavl::node_key k, std::string& out) const override {
     ++node_reads;
-    return inner->read_node(k, out);
+    const bool found = inner->read_node(k, out);
+    if (found && !out.empty() && out[0] == '\0') ++leaf_reads;
+    return found;
   }
   bool read_meta(std::string_view n, std::string& out) const override { return inner->read_meta(n, out); }
   void scan_meta(std::string_view p, const std::function<bool(std::string_view, std::string_view)>& fn) const override {

@@ -27,29 +27,37 @@ namespace iavl::detail {
 
 // ---- reads -------------------------------------------------------------------------------
 
-/// The leaf where a lookup of `key` ends (the key's leaf if present). `n` must not be null.
-/// With `whole_nodes`, asks for all of each node on the path, not only what the lookup reads:
-/// a write that follows copies them, and their misses then overlap here.
-[[nodiscard]] inline const leaf_node* find_leaf(const node* n, std::string_view key, const store_context* ctx,
-                                                bool whole_nodes = false) {
+/// Whether child `side` of `in` is a leaf, read from what the walk has in cache already: a node
+/// of height 1 has two leaves; otherwise the child's height is in the parent's facts, another
+/// cache line, which is read only when the child is not in memory (a store read is at stake).
+[[nodiscard]] inline bool leads_to_leaf(const inner_node* in, int side) {
+  return in->height == 1 || (is_key(in->child[side].bits()) && in->facts().child_height[side] == 0);
+}
+
+/// The leaf holding `key`, or null. With `whole_nodes`, asks for all of each node on the path,
+/// not only what the lookup reads: a write that follows copies them, and their misses then
+/// overlap here.
+///
+/// A lookup of an absent key does not read the leaf where it ends: that leaf's key is also the
+/// split key of the last node where the path turned right (the smallest key of its right
+/// subtree), so the path already says the key is not there. In a large tree that leaf is a cache
+/// miss, or a read from the store.
+[[nodiscard]] inline const leaf_node* find(const node* n, std::string_view key, const store_context* ctx,
+                                           bool whole_nodes = false) {
+  if (!n) return nullptr;
+  std::optional<std::string_view> leaf_key;  // the key of the leaf the path leads to, once known
   while (!n->is_leaf()) {
     const auto* in = as_inner(n);
     prefetch_children(in);  // the next node's miss starts while the keys are compared
     const int side = key_less(key, in->key()) ? 0 : 1;
+    if (side == 1) leaf_key = in->key();
+    if (leaf_key && leads_to_leaf(in, side) && *leaf_key != key) return nullptr;
     if (whole_nodes) {
       if (const node* c = in->child[side].loaded()) prefetch(c);
     }
     n = child(in, side, ctx);
   }
-  return as_leaf(n);
-}
-
-/// The leaf holding `key`, or null.
-[[nodiscard]] inline const leaf_node* find(const node* root, std::string_view key, const store_context* ctx,
-                                           bool whole_nodes = false) {
-  if (!root) return nullptr;
-  const leaf_node* l = find_leaf(root, key, ctx, whole_nodes);
-  return l->key() == key ? l : nullptr;
+  return as_leaf(n)->key() == key ? as_leaf(n) : nullptr;
 }
 
 /// The leaf at position `index` in key order (0-based); `index` < size_of(n).
@@ -170,8 +178,13 @@ inline void orphan(const node* n, const write_env& w) {
   if (w.orphans && n->nonce != 0) w.orphans->push_back(n->key_in_store());
 }
 
-/// Gives up the working tree's hold on a node (and, for its own nodes, on what they hold).
+/// Gives up the working tree's hold on a node (and, for its own nodes, on what they hold). A
+/// node not in memory (`bits` is its node key) is a stored one: it is only orphaned.
 inline void drop(std::uintptr_t bits, const write_env& w) {
+  if (is_key(bits)) {
+    if (w.orphans) w.orphans->push_back(unpack_key(bits));
+    return;
+  }
   switch (hold_of(bits)) {
     case hold::own: discard(pointer_of(bits), account_of(w.ctx)); break;
     case hold::counted:
@@ -249,13 +262,13 @@ inline void update_height(inner_node* n) {
   return c;
 }
 
-/// edit(), for a path that goes on to child `dir`: that child is in memory in the result. (It is
-/// loaded into the node first, for every tree that shares it; the cache may unload it again
-/// before the copy is made, and then the copy loads it for itself.)
-[[nodiscard]] inline inner_node* edit_toward(std::uintptr_t bits, int dir, const write_env& w) {
-  (void)child(as_inner(pointer_of(bits)), dir, w.ctx);
+/// edit(), for a path that goes on to child `dir`: with `load`, that child is in memory in the
+/// result. (It is loaded into the node first, for every tree that shares it; the cache may
+/// unload it again before the copy is made, and then the copy loads it for itself.)
+[[nodiscard]] inline inner_node* edit_toward(std::uintptr_t bits, int dir, const write_env& w, bool load = true) {
+  if (load) (void)child(as_inner(pointer_of(bits)), dir, w.ctx);
   inner_node* e = edit(bits, w);
-  (void)child(e, dir, w.ctx);
+  if (load) (void)child(e, dir, w.ctx);
   return e;
 }
 
@@ -301,30 +314,34 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
 
 /// Inserts or updates `key` in the non-empty subtree `bits` refers to, whose hash (as its parent
 /// records it) is `v.hash` when `v.hash_valid`. Returns the new subtree, the tree's own. Sets
-/// `updated` when the key existed.
+/// `updated` when the key existed. `leaf_key` is the split key of the last node above where the
+/// path turned right, if any: the key of the leaf the path leads to (see find()), which is
+/// therefore not loaded from the store, as a leaf beside a new key only moves down a level.
 [[nodiscard]] inline node* insert(const slot_value& v, std::string_view key, std::string_view value, bool& updated,
-                                  const write_env& w) {
-  node* n = pointer_of(v.bits);
-  if (n->is_leaf()) {
-    const auto* l = as_leaf(n);
-    const int c = key.compare(l->key());
+                                  const write_env& w, std::optional<std::string_view> leaf_key = std::nullopt) {
+  if (v.height == 0) {  // a leaf, in memory or not
+    if (!is_key(v.bits)) leaf_key = as_leaf(pointer_of(v.bits))->key();
+    assert(leaf_key);  // a leaf is left in the store only when its key is known
+    const int c = key.compare(*leaf_key);
     if (c == 0) {
       updated = true;
       drop(v.bits, w);
       return make_leaf(key, value, w.version);
     }
-    inner_node* in = make_inner(c < 0 ? l->key() : key, w.version);
+    inner_node* in = make_inner(c < 0 ? *leaf_key : key, w.version);
     in->height = 1;
     const int old_side = c < 0 ? 1 : 0;
     set_slot(in, old_side, v);  // the old leaf, held as it was
     set_slot(in, 1 - old_side, own_slot(make_leaf(key, value, w.version)));
     return in;
   }
-  const auto* in = as_inner(n);
+  const auto* in = as_inner(pointer_of(v.bits));
   prefetch_children(in);  // the next node's miss starts while this one is compared and copied
   const int dir = key_less(key, in->key()) ? 0 : 1;
-  inner_node* e = edit_toward(v.bits, dir, w);
-  node* sub = insert(slot_of(e, dir), key, value, updated, w);
+  const bool leaf_key_known = dir == 1 || leaf_key;
+  inner_node* e = edit_toward(v.bits, dir, w, !(leaf_key_known && in->facts().child_height[dir] == 0));
+  if (dir == 1) leaf_key = e->key();  // e, the tree's own, outlives the call below
+  node* sub = insert(slot_of(e, dir), key, value, updated, w, leaf_key);
   if (updated) {  // an update changes no height or size
     e->child[dir].set_bits(reinterpret_cast<std::uintptr_t>(sub));
     e->invalidate_child_hash(dir);
