@@ -554,11 +554,12 @@ TEST(NodeCache, TrimmingKeepsTheUpperLevels) {
   }
 }
 
-// A lookup or an insert of an absent key reads no leaf from the store: the key of the leaf where
-// the path ends is the split key of the last node where it turned right. Only a path that never
-// turns right (a key below the second smallest) reads the leaf, the smallest. Nor does an update without a
-// lookup before it. The trees these writes make are those a tree with every node in memory makes.
-TEST(NodeCache, AbsentKeysAreDecidedWithoutReadingALeaf) {
+// Only a lookup that returns a value reads a leaf from the store: the key of the leaf where a
+// path ends is the split key of the last node where it turned right, so the path says whether a
+// key is there (only a path that never turns right, a key below the second smallest, reads the
+// smallest leaf). Inserts, updates without a lookup before them, has() and removals read no
+// leaf. The trees these writes make are those a tree with every node in memory makes.
+TEST(NodeCache, OnlyAValueReadsALeaf) {
   auto store = std::make_shared<test_support::failing_store>();
   const iavl::options o{.store = store};
   model m;
@@ -579,6 +580,7 @@ TEST(NodeCache, AbsentKeysAreDecidedWithoutReadingALeaf) {
     EXPECT_FALSE(last.get(key)) << key;
     EXPECT_FALSE(last.has(key)) << key;
   }
+  for (int i = 1; i < 2000; i += 5) EXPECT_TRUE(last.has("k" + std::to_string(i)));
   EXPECT_EQ(store->leaf_reads.load(), leaves_before);
   EXPECT_GT(store->node_reads.load(), 0);  // the paths were read from the store
 
@@ -598,6 +600,13 @@ TEST(NodeCache, AbsentKeysAreDecidedWithoutReadingALeaf) {
     t.set(key, "updated");
     u.set(key, "updated");
     m[key] = "updated";
+  }
+  for (int i = 3; i < 2000; i += 13) {  // removals: the path says the key is there
+    const std::string key = "k" + std::to_string(i);
+    EXPECT_TRUE(t.has(key));
+    ASSERT_TRUE(t.remove(key));
+    ASSERT_TRUE(u.remove(key));
+    m.erase(key);
   }
   EXPECT_EQ(store->leaf_reads.load(), leaves_before_writes);
   const iavl::snapshot written = db.commit(std::move(t));

@@ -45,7 +45,7 @@ inline bool tree_view::has(std::string_view key) const {
     if (buffer_->looked_up_valid && buffer_->looked_up == key) return buffer_->looked_up_found;
   }
   const detail::store_guard guard(ctx());
-  return detail::find(root_, key, ctx(), writes_nodes_) != nullptr;
+  return detail::look_up(root_, key, ctx(), false, writes_nodes_).present;
 }
 
 inline std::optional<entry> tree_view::at(std::int64_t index) const {

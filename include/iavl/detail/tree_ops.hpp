@@ -34,30 +34,47 @@ namespace iavl::detail {
   return in->height == 1 || (is_key(in->child[side].bits()) && in->facts().child_height[side] == 0);
 }
 
-/// The leaf holding `key`, or null. With `whole_nodes`, asks for all of each node on the path,
-/// not only what the lookup reads: a write that follows copies them, and their misses then
-/// overlap here.
+/// Where a lookup of `key` ended: the key's leaf (null when the key is absent, or present and
+/// not asked for), and whether the key is present.
+struct lookup {
+  const leaf_node* leaf = nullptr;
+  bool present = false;
+};
+
+/// Looks `key` up; with `read_leaf`, the key's leaf too. With `whole_nodes`, asks for all of
+/// each node on the path, not only what the lookup reads: a write that follows copies them, and
+/// their misses then overlap here.
 ///
-/// A lookup of an absent key does not read the leaf where it ends: that leaf's key is also the
+/// The leaf where the path ends is read only when asked for and present: its key is also the
 /// split key of the last node where the path turned right (the smallest key of its right
-/// subtree), so the path already says the key is not there. In a large tree that leaf is a cache
-/// miss, or a read from the store.
-[[nodiscard]] inline const leaf_node* find(const node* n, std::string_view key, const store_context* ctx,
-                                           bool whole_nodes = false) {
-  if (!n) return nullptr;
+/// subtree), so the path already says whether the key is there. In a large tree that leaf is a
+/// cache miss, or a read from the store. Only a path that never turns right reads it always.
+[[nodiscard]] inline lookup look_up(const node* n, std::string_view key, const store_context* ctx, bool read_leaf,
+                                    bool whole_nodes = false) {
+  if (!n) return {};
   std::optional<std::string_view> leaf_key;  // the key of the leaf the path leads to, once known
   while (!n->is_leaf()) {
     const auto* in = as_inner(n);
     prefetch_children(in);  // the next node's miss starts while the keys are compared
     const int side = key_less(key, in->key()) ? 0 : 1;
     if (side == 1) leaf_key = in->key();
-    if (leaf_key && leads_to_leaf(in, side) && *leaf_key != key) return nullptr;
+    if (leaf_key && leads_to_leaf(in, side)) {
+      const bool present = *leaf_key == key;
+      if (!present || !read_leaf) return {nullptr, present};
+    }
     if (whole_nodes) {
       if (const node* c = in->child[side].loaded()) prefetch(c);
     }
     n = child(in, side, ctx);
   }
-  return as_leaf(n)->key() == key ? as_leaf(n) : nullptr;
+  const bool present = as_leaf(n)->key() == key;
+  return {present && read_leaf ? as_leaf(n) : nullptr, present};
+}
+
+/// The leaf holding `key`, or null.
+[[nodiscard]] inline const leaf_node* find(const node* root, std::string_view key, const store_context* ctx,
+                                           bool whole_nodes = false) {
+  return look_up(root, key, ctx, true, whole_nodes).leaf;
 }
 
 /// The leaf at position `index` in key order (0-based); `index` < size_of(n).
@@ -367,14 +384,13 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
 /// newKey).
 [[nodiscard]] inline slot_value erase(const slot_value& v, std::string_view key, std::optional<std::string>& new_key,
                                       const write_env& w) {
-  node* n = pointer_of(v.bits);
-  if (n->is_leaf()) {
+  if (v.height == 0) {  // the key's leaf, in memory or not: it is only dropped
     drop(v.bits, w);
     return {};
   }
-  const auto* in = as_inner(n);
+  const auto* in = as_inner(pointer_of(v.bits));
   const int dir = key_less(key, in->key()) ? 0 : 1;
-  inner_node* e = edit_toward(v.bits, dir, w);
+  inner_node* e = edit_toward(v.bits, dir, w, in->facts().child_height[dir] != 0);
   const slot_value sub = erase(slot_of(e, dir), key, new_key, w);
   if (!sub.bits) {
     // The removed leaf was a child of this node: its sibling takes the node's place unchanged.
