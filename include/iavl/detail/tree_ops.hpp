@@ -332,7 +332,7 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
 /// Inserts or updates `key` in the non-empty subtree `bits` refers to, whose hash (as its parent
 /// records it) is `v.hash` when `v.hash_valid`. Returns the new subtree, the tree's own. Sets
 /// `updated` when the key existed. `leaf_key` is the split key of the last node above where the
-/// path turned right, if any: the key of the leaf the path leads to (see find()), which is
+/// path turned right, if any: the key of the leaf the path leads to (see look_up()), which is
 /// therefore not loaded from the store, as a leaf beside a new key only moves down a level.
 [[nodiscard]] inline node* insert(const slot_value& v, std::string_view key, std::string_view value, bool& updated,
                                   const write_env& w, std::optional<std::string_view> leaf_key = std::nullopt) {
