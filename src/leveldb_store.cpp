@@ -178,14 +178,13 @@ class leveldb_store final : public node_store {
     const leveldb::Status s = leveldb::DB::Open(options, path, &db);
     if (!s.ok()) fail(s, "open of '" + path + "'");
     db_.reset(db);
+    // Every read checks the CRC32C of the blocks it touches. A node is also checked against the
+    // hash its parent keeps, but an inner node's split key is in no hash, and a lookup trusts it.
     read_options_.verify_checksums = true;
-    // A node read is checked against the hash its parent keeps (store_context::read), which
-    // spares it the CRC32C of each block it touches (in software in Debian's LevelDB).
-    node_read_options_.verify_checksums = false;
   }
 
   bool read_node(node_key key, std::string& out) const override {
-    return read(node_read_options_, detail::node_record_key(key), out);
+    return read(read_options_, detail::node_record_key(key), out);
   }
 
   bool read_meta(std::string_view name, std::string& out) const override {
@@ -256,7 +255,6 @@ class leveldb_store final : public node_store {
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<leveldb::DB> db_;
   leveldb::ReadOptions read_options_;
-  leveldb::ReadOptions node_read_options_;
 };
 
 }  // namespace

@@ -1039,6 +1039,66 @@ TEST(LevelDbStore, TablesOfSeveralMiBReadBackWhole) {
   expect_contents(db.last_commit(), m);
 }
 
+// An inner node's split key is in no hash (as in cosmos/iavl): a lookup trusts it to choose its
+// way and, for an absent key, to know that the key is absent. A byte of it damaged on disk must
+// be a typed error, never a wrong answer, so node reads verify LevelDB's block checksums too.
+TEST(LevelDbStore, ADamagedSplitKeyIsATypedError) {
+  test_support::temp_dir dir;
+  const fs::path path = dir.path() / "db";
+  model m;
+  {
+    // A small memtable, so that the records are in table files, not only in LevelDB's log.
+    iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, {.write_buffer_bytes = 64 << 10})});
+    iavl::tree t = db.branch();
+    for (int i = 0; i < 1000; ++i) {
+      const std::string k = "key" + std::to_string(1000 + i);
+      t.set(k, "value of " + k);
+      m[k] = "value of " + k;
+    }
+    (void)db.commit(std::move(t));
+    for (int v = 0; v < 4; ++v) {  // later versions, whose writes flush the records into tables
+      iavl::tree later = db.branch();
+      for (int i = 0; i < 300; ++i) later.set("zz" + std::to_string(v * 1000 + i), std::string(200, 'z'));
+      (void)db.commit(std::move(later));
+    }
+  }
+  // An inner node's record: kind 01, key length 7, then the key (docs/format.md).
+  std::string bytes;
+  fs::path table;
+  for (const auto& e : fs::directory_iterator(path)) {
+    if (e.path().extension() != ".ldb") continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+    if (bytes.find(std::string("\x01\x07key1", 5)) != std::string::npos) {
+      table = e.path();
+      break;
+    }
+  }
+  ASSERT_FALSE(table.empty());
+  const std::size_t at = bytes.find(std::string("\x01\x07key1", 5)) + 2 + 6;  // the key's last byte
+  {
+    std::fstream f(table, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.put(static_cast<char>(bytes[at] ^ 0x01));
+  }
+  iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, {.create_if_missing = false})});
+  int corrupt = 0;
+  for (const std::int64_t v : db.versions()) {  // each holds every key of version 1
+    const iavl::snapshot s = db.at(v);
+    for (const auto& [key, value] : m) {
+      try {
+        EXPECT_EQ(s.get(key), value) << "version " << v;  // every answer given is the committed one
+        EXPECT_TRUE(s.has(key)) << "version " << v;
+        EXPECT_FALSE(s.has(key + "x")) << "version " << v;
+      } catch (const iavl::error& e) {
+        EXPECT_EQ(e.code(), iavl::errc::corruption) << e.what();
+        ++corrupt;
+      }
+    }
+  }
+  EXPECT_GT(corrupt, 0);
+}
+
 // Flips bytes in the table files of a closed database: opening or reading it must fail with a
 // typed error (LevelDB's block checksums, our record checks), never crash.
 TEST(LevelDbStore, DamagedFilesGiveTypedErrors) {
