@@ -183,12 +183,10 @@ class leveldb_store final : public node_store {
     read_options_.verify_checksums = true;
   }
 
-  bool read_node(node_key key, std::string& out) const override {
-    return read(read_options_, detail::node_record_key(key), out);
-  }
+  bool read_node(node_key key, std::string& out) const override { return read(detail::node_record_key(key), out); }
 
   bool read_meta(std::string_view name, std::string& out) const override {
-    return read(read_options_, detail::meta_record_key(name), out);
+    return read(detail::meta_record_key(name), out);
   }
 
   void scan_meta(std::string_view prefix,
@@ -243,8 +241,8 @@ class leveldb_store final : public node_store {
   }
 
  private:
-  bool read(const leveldb::ReadOptions& options, const std::string& key, std::string& out) const {
-    const leveldb::Status s = db_->Get(options, key, &out);
+  bool read(const std::string& key, std::string& out) const {
+    const leveldb::Status s = db_->Get(read_options_, key, &out);
     if (s.IsNotFound()) return false;
     if (!s.ok()) fail(s, "read");
     return true;
