@@ -557,8 +557,8 @@ TEST(NodeCache, TrimmingKeepsTheUpperLevels) {
 // Only a lookup that returns a value reads a leaf from the store: the key of the leaf where a
 // path ends is the split key of the last node where it turned right, so the path says whether a
 // key is there (only a path that never turns right, a key below the second smallest, reads the
-// smallest leaf). Inserts, updates without a lookup before them, has() and removals read no
-// leaf. The trees these writes make are those a tree with every node in memory makes.
+// smallest leaf). Inserts, updates without a lookup before them, has(), index_of() and removals
+// read no leaf. The trees these writes make are those a tree with every node in memory makes.
 TEST(NodeCache, OnlyAValueReadsALeaf) {
   auto store = std::make_shared<test_support::failing_store>();
   const iavl::options o{.store = store};
@@ -581,6 +581,15 @@ TEST(NodeCache, OnlyAValueReadsALeaf) {
     EXPECT_FALSE(last.has(key)) << key;
   }
   for (int i = 1; i < 2000; i += 5) EXPECT_TRUE(last.has("k" + std::to_string(i)));
+  std::int64_t rank = 0;
+  for (const auto& [key, value] : m) {  // index_of() needs no leaf either (but the smallest key's)
+    if (rank % 9 == 0 && rank > 0) {
+      EXPECT_EQ(last.index_of(key), rank) << key;
+    } else if (rank % 9 == 1) {
+      EXPECT_EQ(last.index_of(key + "x"), std::nullopt) << key;
+    }
+    ++rank;
+  }
   EXPECT_EQ(store->leaf_reads.load(), leaves_before);
   EXPECT_GT(store->node_reads.load(), 0);  // the paths were read from the store
 

@@ -88,18 +88,25 @@ struct lookup {
   return as_leaf(n);
 }
 
-/// The number of keys smaller than `key`, and whether `key` itself is present.
+/// The number of keys smaller than `key`, and whether `key` itself is present. Reads no leaf
+/// but the smallest, as look_up() for presence.
 [[nodiscard]] inline std::int64_t rank_of(const node* n, std::string_view key, bool& found, const store_context* ctx) {
   found = false;
   if (!n) return 0;
   std::int64_t rank = 0;
+  std::optional<std::string_view> leaf_key;  // the key of the leaf the path leads to, once known
   while (!n->is_leaf()) {
     const auto* in = as_inner(n);
     const int side = key_less(key, in->key()) ? 0 : 1;
-    if (side == 1) rank += in->facts().child_size[0];
+    if (side == 1) {
+      rank += in->facts().child_size[0];
+      leaf_key = in->key();
+    }
+    if (leaf_key && leads_to_leaf(in, side)) break;  // n stays the leaf's parent
     n = child(in, side, ctx);
   }
-  const int c = key.compare(as_leaf(n)->key());
+  if (n->is_leaf()) leaf_key = as_leaf(n)->key();
+  const int c = key.compare(*leaf_key);
   found = c == 0;
   return c > 0 ? rank + 1 : rank;
 }
