@@ -368,7 +368,7 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
         keep_size();
       }
       const double transactions = static_cast<double>(state.iterations()) * c.block;
-      if (kind == store_kind::mem || kind == store_kind::leveldb) {
+      if (tree_on_store(kind)) {
         state.counters["loads_per_tx"] = static_cast<double>(loads) / transactions;
         state.counters["leaf_loads_per_tx"] = static_cast<double>(leaf_loads) / transactions;
       }
@@ -495,7 +495,7 @@ void add(scenario sc, store_kind kind, const config& c, bool smoke) {
 template <class Db>
 void register_store(store_kind kind, const sweep_point& p, bool smoke) {
   constexpr bool tree = std::is_same_v<Db, iavl_db>;
-  const bool has_store = kind == store_kind::mem || kind == store_kind::leveldb;
+  const bool has_store = tree_on_store(kind);
   for (scenario sc : {scenario::query_hit, scenario::query_miss, scenario::iterate})
     add<Db>(sc, kind, p.fixture, smoke);
   for (int block : p.blocks) {

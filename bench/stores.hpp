@@ -41,6 +41,10 @@ inline const char* name_of(store_kind k) {
   return "?";
 }
 
+/// Whether `kind` is the IAVL tree on a node store (which the block_pruned scenario prunes, and
+/// whose reads the block scenarios count).
+inline bool tree_on_store(store_kind k) { return k == store_kind::mem || k == store_kind::leveldb; }
+
 /// Node records the trees of this process read from their stores, for the `block` scenario's
 /// loads per transaction (what a store costs once the tree outgrows its node cache).
 struct store_reads {
