@@ -1,6 +1,7 @@
 // The serialized node format and node loading (docs/format.md, "Node records").
 #include <string>
 
+#include "iavl/detail/crc32c.hpp"
 #include "iavl/detail/encoding.hpp"
 #include "iavl/detail/store_context.hpp"
 #include "iavl/detail/tree_ops.hpp"
@@ -13,7 +14,8 @@ namespace {
 
 constexpr std::uint8_t leaf_kind = 0;
 constexpr std::uint8_t inner_kind = 1;
-constexpr int max_height = 127;  // far above any AVL tree of at most 2^32 keys
+constexpr int max_height = 127;           // far above any AVL tree of at most 2^32 keys
+constexpr std::size_t checksum_size = 4;  // a record ends with the CRC32C of what precedes it
 
 void put_uvarint(std::string& out, std::uint64_t v) {
   std::uint8_t buf[max_varint_size];
@@ -86,6 +88,15 @@ class reader {
   void finish() const {
     if (p_ != end_) fail("trailing bytes");
   }
+  // Checks the CRC32C that ends the record, and leaves it out of the fields. It guards what no
+  // hash covers: an inner node's split key.
+  void checksum() {
+    if (static_cast<std::size_t>(end_ - p_) < checksum_size) fail("truncated");
+    end_ -= checksum_size;
+    std::uint32_t sum = 0;
+    for (std::size_t i = 0; i < checksum_size; ++i) sum |= std::uint32_t{end_[i]} << (8 * i);
+    if (sum != crc32c(std::string_view(reinterpret_cast<const char*>(p_), end_ - p_))) fail("checksum mismatch");
+  }
 
  private:
   node_key key_;
@@ -104,21 +115,27 @@ void encode_node(const node* n, std::string& out) {
     out.append(l->key());
     put_uvarint(out, l->value_size);
     out.append(l->value());
-    return;
+  } else {
+    const auto* in = as_inner(n);
+    out.push_back(static_cast<char>(inner_kind));
+    put_uvarint(out, in->key_size);
+    out.append(in->key());
+    for (int i = 0; i < 2; ++i) {
+      assert(in->child_hash_valid(i));
+      const node_key k = child_key(in, i);
+      put_uvarint(out, static_cast<std::uint64_t>(k.version));
+      put_uvarint(out, k.nonce);
+      out.push_back(static_cast<char>(in->facts().child_height[i]));
+      put_uvarint(out, in->facts().child_size[i]);
+      out.append(in->facts().child_hash[i].view());
+    }
   }
-  const auto* in = as_inner(n);
-  out.push_back(static_cast<char>(inner_kind));
-  put_uvarint(out, in->key_size);
-  out.append(in->key());
-  for (int i = 0; i < 2; ++i) {
-    assert(in->child_hash_valid(i));
-    const node_key k = child_key(in, i);
-    put_uvarint(out, static_cast<std::uint64_t>(k.version));
-    put_uvarint(out, k.nonce);
-    out.push_back(static_cast<char>(in->facts().child_height[i]));
-    put_uvarint(out, in->facts().child_size[i]);
-    out.append(in->facts().child_hash[i].view());
-  }
+  append_checksum(out);
+}
+
+void append_checksum(std::string& fields) {
+  const std::uint32_t sum = crc32c(fields);
+  for (std::size_t i = 0; i < checksum_size; ++i) fields.push_back(static_cast<char>(sum >> (8 * i)));
 }
 
 node* decode_node(node_key key, std::string_view bytes) {
@@ -126,6 +143,7 @@ node* decode_node(node_key key, std::string_view bytes) {
   if (key.version < 1 || key.version > max_version || key.nonce < 1 || key.nonce > max_nonce) {
     r.fail("node key out of range");
   }
+  r.checksum();
   const std::uint8_t kind = r.byte();
   node* n = nullptr;
   if (kind == leaf_kind) {
@@ -164,9 +182,9 @@ node* store_context::read(node_key key, const hash256* expected) const {
     throw error(errc::corruption, describe(key) + " is missing from the node store");
   }
   node* n = decode_node(key, bytes);
-  // End to end: catches a record altered anywhere between the commit's encoding and here, in any
-  // store (and spares the LevelDB store its block checksums on node reads). A decoded node
-  // carries its children's hashes, so hash_of does not descend.
+  // End to end: catches a record that is whole (its checksum holds) but not the node the parent
+  // refers to, in any store. A decoded node carries its children's hashes, so hash_of does not
+  // descend.
   if (expected && hash_of(n) != *expected) {
     free_node(n);
     throw error(errc::corruption, describe(key) + " does not have the hash its parent records");

@@ -14,7 +14,7 @@ namespace {
 
 // Metadata records (docs/format.md, "Metadata").
 constexpr std::string_view format_name = "format";
-constexpr std::string_view format_value = "iavl-cpp node store 3";
+constexpr std::string_view format_value = "iavl-cpp node store 4";
 constexpr std::string_view root_prefix = "r";         // the index of kept versions: their root records
 constexpr std::string_view indexed_name = "indexed";  // the versions up to this one are all indexed
 // A commit whose version is a multiple of this indexes the versions since the last such commit.

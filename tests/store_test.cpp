@@ -10,6 +10,8 @@
 #include <set>
 #include <thread>
 
+#include "iavl/detail/crc32c.hpp"
+#include "iavl/detail/store_context.hpp"
 #include "iavl/iavl.hpp"
 #include "iavl/leveldb_store.hpp"
 #include "support/failing_store.hpp"
@@ -917,43 +919,108 @@ TEST(StoreFailures, ADamagedVersionIndexIsATypedError) {
 
 // A node record altered so that it still decodes (a value byte, a byte of a child's hash) is
 // found out by the hash its parent keeps of it, in any store: a typed error, not a wrong answer.
+TEST(NodeRecords, Crc32cGivesKnownAnswers) {
+  using iavl::detail::crc32c;
+  using iavl::detail::crc32c_portable;
+  std::string ascending(32, '\0');
+  for (int i = 0; i < 32; ++i) ascending[i] = static_cast<char>(i);
+  // The check value of CRC-32C and the test vectors of RFC 3720, B.4.
+  const std::pair<std::string, std::uint32_t> answers[] = {
+      {"", 0},
+      {"123456789", 0xe3069283},
+      {std::string(32, '\0'), 0x8a9136aa},
+      {std::string(32, '\xff'), 0x62a8ab43},
+      {ascending, 0x46dd794e},
+      {std::string(ascending.rbegin(), ascending.rend()), 0x113fdb5c}};
+  for (const auto& [data, crc] : answers) {
+    EXPECT_EQ(crc32c(data), crc) << data.size() << " bytes";
+    EXPECT_EQ(crc32c_portable(data), crc) << data.size() << " bytes";
+  }
+  // Every length and alignment around the eight-byte steps: both ways agree.
+  std::mt19937_64 rng(7);
+  std::string bytes(300, '\0');
+  for (char& c : bytes) c = static_cast<char>(rng());
+  for (std::size_t offset = 0; offset < 8; ++offset) {
+    for (std::size_t len = 0; len + offset <= bytes.size(); ++len) {
+      const std::string_view data = std::string_view(bytes).substr(offset, len);
+      ASSERT_EQ(crc32c(data), crc32c_portable(data)) << offset << "+" << len;
+    }
+  }
+}
+
+// Writes `record` over node `key`, with its checksum made to fit again when `reseal` is set.
+void overwrite_record(iavl::node_store& store, iavl::node_key key, std::string record, bool reseal) {
+  if (reseal) {
+    record.resize(record.size() - 4);
+    iavl::detail::append_checksum(record);
+  }
+  iavl::write_batch damage;
+  damage.put_nodes.emplace_back(key, std::move(record));
+  store.write(damage, true);
+}
+
+// A committed version of 64 keys in a memory store, and the node key of one of its records of
+// `kind` (0 a leaf, 1 an inner node).
+std::pair<std::shared_ptr<iavl::node_store>, iavl::node_key> version_and_record_of(std::uint8_t kind) {
+  auto store = iavl::open_memory_store();
+  {
+    iavl::versioned_tree db(iavl::options{.store = store});
+    iavl::tree t = db.branch();
+    for (int i = 0; i < 64; ++i) t.set("key" + std::to_string(i), "value" + std::to_string(i));
+    (void)db.commit(std::move(t));
+  }
+  std::optional<iavl::node_key> victim;
+  store->scan_nodes(1, 1, [&](iavl::node_key k) {
+    std::string record;
+    if (k.nonce != 0 && store->read_node(k, record) && static_cast<std::uint8_t>(record[0]) == kind) victim = k;
+    return !victim;
+  });
+  EXPECT_TRUE(victim);
+  return {store, victim.value_or(iavl::node_key{})};
+}
+
+// Reads every key of version_and_record_of()'s version: each answer given must be the committed
+// one, and at least one read must fail with errc::corruption saying `reason`.
+void expect_typed_errors_only(const std::shared_ptr<iavl::node_store>& store, const std::string& reason) {
+  iavl::versioned_tree db(iavl::options{.store = store});
+  int corrupt = 0;
+  for (int i = 0; i < 64; ++i) {
+    const std::string key = "key" + std::to_string(i);
+    try {
+      EXPECT_EQ(db.last_commit().get(key), "value" + std::to_string(i));
+      EXPECT_TRUE(db.last_commit().has(key));
+      EXPECT_FALSE(db.last_commit().has(key + "x"));
+    } catch (const iavl::error& e) {
+      EXPECT_EQ(e.code(), iavl::errc::corruption) << e.what();
+      EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+      ++corrupt;
+    }
+  }
+  EXPECT_GT(corrupt, 0) << reason;
+}
+
+// A record altered but with a checksum that fits (as a bug in a store could make it) is found out
+// by the hash its parent keeps of it, in any store: a typed error, not a wrong answer.
 TEST(NodeRecords, AnAlteredRecordThatStillDecodesIsCorruption) {
   for (const std::uint8_t kind : {0, 1}) {  // a leaf's value, an inner node's right child hash
-    auto store = iavl::open_memory_store();
-    {
-      iavl::versioned_tree db(iavl::options{.store = store});
-      iavl::tree t = db.branch();
-      for (int i = 0; i < 64; ++i) t.set("key" + std::to_string(i), "value" + std::to_string(i));
-      (void)db.commit(std::move(t));
-    }
-    std::optional<iavl::node_key> victim;
-    store->scan_nodes(1, 1, [&](iavl::node_key k) {
-      std::string record;
-      if (k.nonce != 0 && store->read_node(k, record) && static_cast<std::uint8_t>(record[0]) == kind) victim = k;
-      return !victim;
-    });
-    ASSERT_TRUE(victim);
+    const auto [store, victim] = version_and_record_of(kind);
     std::string record;
-    ASSERT_TRUE(store->read_node(*victim, record));
-    record.back() = static_cast<char>(record.back() ^ 1);  // the last byte of the value or hash
-    iavl::write_batch damage;
-    damage.put_nodes.emplace_back(*victim, record);
-    store->write(damage, true);
-
-    iavl::versioned_tree db(iavl::options{.store = store});
-    int corrupt = 0;
-    for (int i = 0; i < 64; ++i) {
-      try {
-        const auto v = db.last_commit().get("key" + std::to_string(i));
-        EXPECT_EQ(v, "value" + std::to_string(i));  // every answer given is the committed one
-      } catch (const iavl::error& e) {
-        EXPECT_EQ(e.code(), iavl::errc::corruption) << e.what();
-        EXPECT_NE(std::string(e.what()).find("hash"), std::string::npos) << e.what();
-        ++corrupt;
-      }
-    }
-    EXPECT_GT(corrupt, 0) << "kind " << int{kind};
+    ASSERT_TRUE(store->read_node(victim, record));
+    record[record.size() - 5] ^= 1;  // the last byte before the checksum: of the value or hash
+    overwrite_record(*store, victim, record, true);
+    expect_typed_errors_only(store, "hash");
   }
+}
+
+// The split key of an inner node is in no hash (as in cosmos/iavl), and a lookup trusts it: the
+// record's checksum finds it damaged, in any store (the LevelDB one: ADamagedSplitKeyIsATypedError).
+TEST(NodeRecords, ADamagedSplitKeyIsCorruption) {
+  const auto [store, victim] = version_and_record_of(1);
+  std::string record;
+  ASSERT_TRUE(store->read_node(victim, record));
+  record[1 + 1 + static_cast<std::uint8_t>(record[1]) - 1] ^= 1;  // kind, key length, key: its last byte
+  overwrite_record(*store, victim, record, false);
+  expect_typed_errors_only(store, "checksum mismatch");
 }
 
 TEST(LevelDbStore, PathsThatAreNotDatabasesAreRejected) {

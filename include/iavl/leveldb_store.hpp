@@ -31,7 +31,7 @@ struct leveldb_options {
 /// creation that failed before LevelDB wrote its CURRENT file leaves, as on a full disk, counts as
 /// empty), or holds none and options.create_if_missing is false,
 /// corruption when LevelDB finds its files damaged, io_error otherwise. Block checksums are
-/// verified on every read (a node's too: its parent's hash does not cover its split key).
+/// verified on every read but a node record's, which carries a checksum of its own.
 /// LevelDB's table files are written by the store, which starts their writeback every MiB (so
 /// that a table's closing sync does not hold the disk while a commit syncs); the rest is
 /// LevelDB's own default environment.

@@ -21,6 +21,8 @@ namespace iavl::detail {
 
 /// Serializes a node about to be persisted (docs/format.md). Its children must be persisted.
 void encode_node(const node* n, std::string& out);
+/// Appends the checksum that ends a node record to the record's other bytes, `fields`.
+void append_checksum(std::string& fields);
 /// Decodes the node stored under `key`: committed, refs = 1, children as keys with the hash,
 /// size and height the record gives them. Throws iavl::error(errc::corruption) naming the node
 /// when `bytes` is not a valid node record.
