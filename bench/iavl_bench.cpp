@@ -420,6 +420,9 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
   // The process's own memory, without the file pages LevelDB maps to read its tables (which
   // VmRSS counts, and the kernel can drop at will).
   state.counters["rss_anon_bytes"] = static_cast<double>(anon_rss_bytes());
+  const heap_usage heap = malloc_heap_usage();  // the part of rss_anon_bytes that is not the pool's
+  state.counters["heap_bytes"] = static_cast<double>(heap.held_bytes);
+  state.counters["heap_in_use_bytes"] = static_cast<double>(heap.in_use_bytes);
   state.counters["bytes_per_key"] = f->bytes_per_key;
   if constexpr (std::is_same_v<Db, iavl_db>) {  // where the tree's share of rss_anon_bytes goes
     const iavl::detail::node_pool::usage pool = iavl::detail::node_pool::current_usage();

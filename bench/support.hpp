@@ -116,6 +116,16 @@ inline bool reset_peak_rss() {
 }
 /// Returns freed heap pages to the system, so that RSS counts live data only.
 inline void release_free_memory() { malloc_trim(0); }
+/// What malloc holds, from the system (every arena, and its mmapped chunks), and of that, what is
+/// allocated (the rest is free memory it keeps).
+struct heap_usage {
+  std::int64_t held_bytes;
+  std::int64_t in_use_bytes;
+};
+inline heap_usage malloc_heap_usage() {
+  const struct mallinfo2 m = mallinfo2();
+  return {static_cast<std::int64_t>(m.arena + m.hblkhd), static_cast<std::int64_t>(m.uordblks + m.hblkhd)};
+}
 
 /// Bytes of the regular files under `dir` (0 when it does not exist).
 inline std::int64_t disk_bytes(const std::filesystem::path& dir) {
