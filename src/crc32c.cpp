@@ -35,9 +35,8 @@ std::uint64_t load_le64(const unsigned char* p) {
 std::uint32_t portable(std::uint32_t crc, const unsigned char* p, std::size_t n) {
   for (; n >= 8; p += 8, n -= 8) {
     const std::uint64_t w = load_le64(p) ^ crc;
-    crc = tables[7][w & 0xff] ^ tables[6][(w >> 8) & 0xff] ^ tables[5][(w >> 16) & 0xff] ^
-          tables[4][(w >> 24) & 0xff] ^ tables[3][(w >> 32) & 0xff] ^ tables[2][(w >> 40) & 0xff] ^
-          tables[1][(w >> 48) & 0xff] ^ tables[0][w >> 56];
+    crc = tables[7][w & 0xff] ^ tables[6][(w >> 8) & 0xff] ^ tables[5][(w >> 16) & 0xff] ^ tables[4][(w >> 24) & 0xff] ^
+          tables[3][(w >> 32) & 0xff] ^ tables[2][(w >> 40) & 0xff] ^ tables[1][(w >> 48) & 0xff] ^ tables[0][w >> 56];
   }
   for (; n > 0; ++p, --n) crc = (crc >> 8) ^ tables[0][(crc ^ *p) & 0xff];
   return crc;
@@ -45,7 +44,7 @@ std::uint32_t portable(std::uint32_t crc, const unsigned char* p, std::size_t n)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 __attribute__((target("sse4.2"))) std::uint32_t with_instruction(std::uint32_t crc, const unsigned char* p,
-                                                                   std::size_t n) {
+                                                                 std::size_t n) {
   std::uint64_t c = crc;
   for (; n >= 8; p += 8, n -= 8) {
     std::uint64_t w;
