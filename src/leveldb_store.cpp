@@ -180,7 +180,7 @@ class leveldb_store final : public node_store {
     db_.reset(db);
     // Reads check the CRC32C of the blocks they touch, but for node records: those carry their
     // own (and are checked against the hash their parent keeps), and checking their 4 KiB block
-    // as well, in Debian's software CRC32C, took a sixth of a transaction's time at 10M keys.
+    // as well, in Debian's software CRC32C, took a tenth of the transaction thread at 10M keys.
     // A root record (nonce 0) has no checksum of its own.
     read_options_.verify_checksums = true;
   }
