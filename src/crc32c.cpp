@@ -59,7 +59,8 @@ __attribute__((target("sse4.2"))) std::uint32_t with_instruction(std::uint32_t c
 using crc_function = std::uint32_t (*)(std::uint32_t, const unsigned char*, std::size_t);
 crc_function best() {
   static const crc_function f = [] {
-    __builtin_cpu_init();  // may run before the runtime's own CPU detection (a static initializer)
+    // The first call may come from a static initializer, before the runtime's own CPU detection.
+    __builtin_cpu_init();
     return __builtin_cpu_supports("sse4.2") ? with_instruction : portable;
   }();
   return f;
