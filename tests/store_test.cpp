@@ -961,12 +961,18 @@ void overwrite_record(iavl::node_store& store, iavl::node_key key, std::string r
 
 // A committed version of 64 keys in a memory store, and the node key of one of its records of
 // `kind` (0 a leaf, 1 an inner node).
+model numbered_keys() {
+  model m;
+  for (int i = 0; i < 64; ++i) m["key" + std::to_string(i)] = "value" + std::to_string(i);
+  return m;
+}
+
 std::pair<std::shared_ptr<iavl::node_store>, iavl::node_key> version_and_record_of(std::uint8_t kind) {
   auto store = iavl::open_memory_store();
   {
     iavl::versioned_tree db(iavl::options{.store = store});
     iavl::tree t = db.branch();
-    for (int i = 0; i < 64; ++i) t.set("key" + std::to_string(i), "value" + std::to_string(i));
+    for (const auto& [key, value] : numbered_keys()) t.set(key, value);
     (void)db.commit(std::move(t));
   }
   std::optional<iavl::node_key> victim;
@@ -979,24 +985,31 @@ std::pair<std::shared_ptr<iavl::node_store>, iavl::node_key> version_and_record_
   return {store, victim.value_or(iavl::node_key{})};
 }
 
+// Reads every key of `m` in `s`: each answer given must be the committed one, and each failure
+// errc::corruption, saying `reason` unless it is empty. Returns the number of failures.
+int answers_or_corruption(const iavl::snapshot& s, const model& m, std::string_view reason) {
+  int corrupt = 0;
+  for (const auto& [key, value] : m) {
+    try {
+      EXPECT_EQ(s.get(key), value);
+      EXPECT_TRUE(s.has(key));
+      EXPECT_FALSE(s.has(key + "x"));
+    } catch (const iavl::error& e) {
+      EXPECT_EQ(e.code(), iavl::errc::corruption) << e.what();
+      if (!reason.empty()) {
+        EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+      }
+      ++corrupt;
+    }
+  }
+  return corrupt;
+}
+
 // Reads every key of version_and_record_of()'s version: each answer given must be the committed
 // one, and at least one read must fail with errc::corruption saying `reason`.
 void expect_typed_errors_only(const std::shared_ptr<iavl::node_store>& store, const std::string& reason) {
   iavl::versioned_tree db(iavl::options{.store = store});
-  int corrupt = 0;
-  for (int i = 0; i < 64; ++i) {
-    const std::string key = "key" + std::to_string(i);
-    try {
-      EXPECT_EQ(db.last_commit().get(key), "value" + std::to_string(i));
-      EXPECT_TRUE(db.last_commit().has(key));
-      EXPECT_FALSE(db.last_commit().has(key + "x"));
-    } catch (const iavl::error& e) {
-      EXPECT_EQ(e.code(), iavl::errc::corruption) << e.what();
-      EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
-      ++corrupt;
-    }
-  }
-  EXPECT_GT(corrupt, 0) << reason;
+  EXPECT_GT(answers_or_corruption(db.last_commit(), numbered_keys(), reason), 0) << reason;
 }
 
 // A record altered but with a checksum that fits (as a bug in a store could make it) is found out
@@ -1160,17 +1173,8 @@ TEST(LevelDbStore, ADamagedSplitKeyIsATypedError) {
   iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, {.create_if_missing = false})});
   int corrupt = 0;
   for (const std::int64_t v : db.versions()) {  // each holds every key of version 1
-    const iavl::snapshot s = db.at(v);
-    for (const auto& [key, value] : m) {
-      try {
-        EXPECT_EQ(s.get(key), value) << "version " << v;  // every answer given is the committed one
-        EXPECT_TRUE(s.has(key)) << "version " << v;
-        EXPECT_FALSE(s.has(key + "x")) << "version " << v;
-      } catch (const iavl::error& e) {
-        EXPECT_EQ(e.code(), iavl::errc::corruption) << e.what();
-        ++corrupt;
-      }
-    }
+    SCOPED_TRACE("version " + std::to_string(v));
+    corrupt += answers_or_corruption(db.at(v), m, {});
   }
   EXPECT_GT(corrupt, 0);
 }
