@@ -224,7 +224,7 @@ class leveldb_store final : public node_store {
     if (!reused) reused.emplace();
     leveldb::WriteBatch& b = *reused;
     b.Clear();
-    for (const auto& [k, v] : batch.put_nodes) b.Put(detail::node_record_key(k), v);
+    for (const auto& [k, v] : batch.put_nodes) b.Put(detail::node_record_key(k), leveldb::Slice(v.data(), v.size()));
     for (const auto& k : batch.delete_nodes) b.Delete(detail::node_record_key(k));
     for (const auto& [name, v] : batch.put_meta) b.Put(detail::meta_record_key(name), v);
     for (const auto& name : batch.delete_meta) b.Delete(detail::meta_record_key(name));

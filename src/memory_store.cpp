@@ -64,7 +64,7 @@ class memory_store final : public node_store {
   }
   // Sets `key` to `value`; `hint` is where the key is likely to go (std::map's insertion hint).
   using record_map = std::map<std::string, std::string, std::less<>>;
-  record_map::iterator put(std::string key, const std::string& value, record_map::const_iterator hint) {
+  record_map::iterator put(std::string key, std::string_view value, record_map::const_iterator hint) {
     const std::size_t before = records_.size();
     const auto it = records_.try_emplace(hint, std::move(key));
     if (records_.size() == before) bytes_ -= it->first.size() + it->second.size();  // replaced

@@ -405,12 +405,10 @@ class importer {
 
   void put(node_key key, const detail::node* n) {
     detail::encode_node(n, record_);
-    batch_bytes_ += record_.size();
-    batch_.put_nodes.emplace_back(key, record_);
-    if (batch_bytes_ >= (std::size_t{8} << 20) || batch_.put_nodes.size() >= 65536) {
+    batch_.put_nodes.add(key, record_);
+    if (batch_.put_nodes.bytes() >= (std::size_t{8} << 20) || batch_.put_nodes.size() >= 65536) {
       store_->write(batch_, false);  // ordered before the final synced batch
       batch_.put_nodes.clear();
-      batch_bytes_ = 0;
     }
   }
 
@@ -472,7 +470,6 @@ class importer {
   std::vector<pending> stack_;
   std::map<std::int64_t, std::uint32_t> nonces_;  // the last nonce given to each node version
   write_batch batch_;
-  std::size_t batch_bytes_ = 0;
   std::string record_;
 };
 

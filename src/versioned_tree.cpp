@@ -295,7 +295,7 @@ void versioned_tree::keep_orphan_list(std::int64_t version, std::vector<node_key
 }
 
 void versioned_tree::encode_nodes(encoded_nodes& nodes, std::size_t count) {
-  std::vector<std::pair<node_key, std::string>>& records = nodes.batch.put_nodes;
+  node_records& records = nodes.batch.put_nodes;
   if (records.empty()) records.reserve(nodes.fresh.size() + 1);  // and the root record
   const std::size_t end = std::min(nodes.fresh.size(), records.size() + count);
   std::string buf;
@@ -307,7 +307,7 @@ void versioned_tree::encode_nodes(encoded_nodes& nodes, std::size_t count) {
     if (i + ahead < end) detail::prefetch_children(nodes.fresh[i + ahead]);
     const detail::node* n = nodes.fresh[i];
     detail::encode_node(n, buf);
-    records.emplace_back(n->key_in_store(), buf);
+    records.add(n->key_in_store(), buf);
     nodes.bytes += static_cast<std::int64_t>(detail::footprint(n));
   }
 }
@@ -322,13 +322,13 @@ void versioned_tree::write_version(std::int64_t version, encoded_nodes& nodes, c
 
 // Writes `batch` with `version`'s root record at the head of its run; with `index`, also indexes
 // the kept versions up to it (under index_mutex_).
-void versioned_tree::write_with_root(std::int64_t version, std::string record, write_batch& batch, bool index) {
+void versioned_tree::write_with_root(std::int64_t version, const std::string& record, write_batch& batch, bool index) {
   std::unique_lock index_lock(index_mutex_, std::defer_lock);
   if (index) {
     index_lock.lock();
     index_versions(version, record, batch);
   }
-  batch.put_nodes.emplace_back(root_key(version), std::move(record));
+  batch.put_nodes.add(root_key(version), record);
   opts_.store->write(batch, opts_.sync);
   if (index) indexed_through_ = version;
 }

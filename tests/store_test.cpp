@@ -94,7 +94,7 @@ TYPED_TEST(StoreConformance, ScansInKeyOrderWithinBounds) {
   auto store = this->backend.open();
   iavl::write_batch b;
   for (std::int64_t v : {1, 2, 3, 256, 70000}) {
-    for (std::uint32_t n : {1u, 2u, 300u}) b.put_nodes.emplace_back(key(v, n), "x");
+    for (std::uint32_t n : {1u, 2u, 300u}) b.put_nodes.add(key(v, n), "x");
   }
   b.put_meta = {{"r\x01", "1"}, {"r\x02", "2"}, {"q", "no"}, {"s", "no"}};
   store->write(b, true);
@@ -159,6 +159,33 @@ TYPED_TEST(StoreConformance, EachWriteAppliesOnlyItsOwnBatch) {
 
 // The memory store inserts a batch's node records with a hint (each after the one before): out
 // of order and overwritten records still land in key order, and its byte count stays exact.
+// A batch's node records share one buffer: each must come back whole, under its own key, in
+// the order added, also after the buffer has grown and moved.
+TEST(NodeRecordsBuffer, GivesBackEachRecordUnderItsKeyInOrder) {
+  std::vector<std::pair<iavl::node_key, std::string>> added = {
+      {key(7, 3), "abc"}, {key(7, 1), ""}, {key(2, 9), std::string("\0z\0", 3)}, {key(7, 2), std::string(100000, 'q')}};
+  for (std::uint32_t n = 10; n < 1000; ++n) added.emplace_back(key(8, n), std::string(n % 37, static_cast<char>(n)));
+  iavl::node_records records;
+  for (const auto& [k, r] : added) records.add(k, r);
+  ASSERT_EQ(records.size(), added.size());
+  std::size_t bytes = 0;
+  for (const auto& [k, r] : added) bytes += r.size();
+  EXPECT_EQ(records.bytes(), bytes);
+  std::size_t i = 0;
+  for (const auto& [k, r] : records) {
+    ASSERT_LT(i, added.size());
+    EXPECT_EQ(k, added[i].first) << i;
+    EXPECT_EQ(r, added[i].second) << i;
+    EXPECT_EQ(records[i].second, added[i].second) << i;
+    ++i;
+  }
+  EXPECT_EQ(i, added.size());
+  records.clear();
+  EXPECT_TRUE(records.empty());
+  EXPECT_EQ(records.bytes(), 0U);
+  EXPECT_EQ(records.begin(), records.end());
+}
+
 TEST(MemoryStore, KeepsKeyOrderAndAnExactByteCountWhateverABatchsOrder) {
   auto store = iavl::open_memory_store();
   constexpr std::uint64_t key_bytes = 13;  // 'n' + version + nonce
@@ -846,7 +873,7 @@ TEST(StoreFailures, ADamagedNodeRecordIsATypedError) {
   ASSERT_TRUE(store->read_node({1, nonce}, root_bytes));
   for (std::size_t len = 0; len < root_bytes.size(); ++len) {
     iavl::write_batch b;
-    b.put_nodes.emplace_back(iavl::node_key{1, nonce}, root_bytes.substr(0, len));
+    b.put_nodes.add(iavl::node_key{1, nonce}, std::string_view(root_bytes).substr(0, len));
     store->write(b, true);
     try {
       iavl::versioned_tree db(iavl::options{.store = store});
@@ -913,7 +940,7 @@ TEST(StoreFailures, ADamagedVersionIndexIsATypedError) {
   above.put_meta.emplace_back(std::string("r") + std::string(6, '\0') + std::string("\x05\x00", 2), "");  // 1280
   expect_corruption(damaged(above), "an index record above the indexed versions");
   iavl::write_batch bad_root;
-  bad_root.put_nodes.emplace_back(iavl::node_key{1029, 0}, "\x01");
+  bad_root.put_nodes.add(iavl::node_key{1029, 0}, "\x01");
   expect_corruption(damaged(bad_root), "a truncated root record after the index");
 }
 
@@ -955,7 +982,7 @@ void overwrite_record(iavl::node_store& store, iavl::node_key key, std::string r
     iavl::detail::append_checksum(record);
   }
   iavl::write_batch damage;
-  damage.put_nodes.emplace_back(key, std::move(record));
+  damage.put_nodes.add(key, record);
   store.write(damage, true);
 }
 

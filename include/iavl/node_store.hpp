@@ -14,8 +14,11 @@
 // errc::corruption when it detects damaged data.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,9 +35,80 @@ struct node_key {
   friend auto operator<=>(const node_key&, const node_key&) = default;
 };
 
+/// Serialized node records, each under its node key, kept back to back in one buffer: a
+/// version writes hundreds of thousands of them at times, and one allocation a record would
+/// cost a malloc and a free each and leave the freeing thread's malloc arena fragmented.
+/// Iterates as (key, record) pairs in the order they were added.
+class node_records {
+ public:
+  using value_type = std::pair<node_key, std::string_view>;
+
+  node_records() = default;
+  node_records(std::initializer_list<value_type> records) {
+    for (const auto& [key, record] : records) add(key, record);
+  }
+
+  void add(node_key key, std::string_view record) {
+    bytes_.append(record);
+    ends_.push_back({key, bytes_.size()});
+  }
+  void clear() {
+    bytes_.clear();
+    ends_.clear();
+  }
+  void reserve(std::size_t records) { ends_.reserve(records); }
+
+  [[nodiscard]] std::size_t size() const { return ends_.size(); }
+  [[nodiscard]] bool empty() const { return ends_.empty(); }
+  /// The records' bytes together.
+  [[nodiscard]] std::size_t bytes() const { return bytes_.size(); }
+
+  [[nodiscard]] value_type operator[](std::size_t i) const {
+    const std::size_t begin = i == 0 ? 0 : ends_[i - 1].end;
+    return {ends_[i].key, std::string_view(bytes_).substr(begin, ends_[i].end - begin)};
+  }
+
+  class iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = node_records::value_type;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = value_type;
+
+    iterator() = default;
+    iterator(const node_records* records, std::size_t i) : records_(records), i_(i) {}
+    value_type operator*() const { return (*records_)[i_]; }
+    iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    iterator operator++(int) {
+      iterator before = *this;
+      ++i_;
+      return before;
+    }
+    friend bool operator==(const iterator& a, const iterator& b) { return a.i_ == b.i_; }
+
+   private:
+    const node_records* records_ = nullptr;
+    std::size_t i_ = 0;
+  };
+  [[nodiscard]] iterator begin() const { return {this, 0}; }
+  [[nodiscard]] iterator end() const { return {this, ends_.size()}; }
+
+ private:
+  struct entry {
+    node_key key;
+    std::size_t end;  // of its record in bytes_
+  };
+  std::string bytes_;
+  std::vector<entry> ends_;
+};
+
 /// A set of changes applied atomically by node_store::write.
 struct write_batch {
-  std::vector<std::pair<node_key, std::string>> put_nodes;  ///< serialized nodes
+  node_records put_nodes;  ///< serialized nodes
   std::vector<node_key> delete_nodes;
   std::vector<std::pair<std::string, std::string>> put_meta;
   std::vector<std::string> delete_meta;

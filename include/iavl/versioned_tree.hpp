@@ -173,7 +173,7 @@ class versioned_tree {
   std::mutex index_mutex_;
   std::int64_t indexed_through_ = 0;
   void index_versions(std::int64_t through, const std::string& through_record, write_batch& batch);
-  void write_with_root(std::int64_t version, std::string record, write_batch& batch, bool index);
+  void write_with_root(std::int64_t version, const std::string& record, write_batch& batch, bool index);
   mutable std::mutex mutex_;
   snapshot latest_;
   std::map<std::int64_t, snapshot> in_memory_;    // kept versions, without a store
