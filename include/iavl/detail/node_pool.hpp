@@ -5,8 +5,9 @@
 // per-thread free list, trades surplus lists with other threads through a shared depot (where a
 // class short of objects also takes those of a class up to a quarter larger), and
 // carves new nodes out of 64 KiB slabs: no allocator headers, no searching of malloc's bins.
-// Slabs come from 2 MiB chunks that the kernel is asked to back with huge pages (Linux's
-// madvise), so that a walk through a large tree does not also miss the TLB at every node.
+// Slabs come from 2 MiB chunks, mapped from the system and asked to be backed with huge pages
+// (Linux's madvise) before first use, so that a walk through a large tree does not also miss
+// the TLB at every node.
 // Memory goes back to the pool, never to the system. Under AddressSanitizer it is plain new and
 // delete, so that the sanitizer sees every node.
 #pragma once
