@@ -323,6 +323,7 @@ void versioned_tree::write_version(std::int64_t version, encoded_nodes& nodes, c
 // Writes `batch` with `version`'s root record at the head of its run; with `index`, also indexes
 // the kept versions up to it (under index_mutex_).
 void versioned_tree::write_with_root(std::int64_t version, const std::string& record, write_batch& batch, bool index) {
+  if (batch.put_nodes.bytes() > version_piece_bytes) write_leading_pieces(batch);
   std::unique_lock index_lock(index_mutex_, std::defer_lock);
   if (index) {
     index_lock.lock();
@@ -331,6 +332,24 @@ void versioned_tree::write_with_root(std::int64_t version, const std::string& re
   batch.put_nodes.add(root_key(version), record);
   opts_.store->write(batch, opts_.sync);
   if (index) indexed_through_ = version;
+}
+
+// Writes `batch`'s node records, but for the last piece of up to version_piece_bytes, in pieces
+// of that size, unsynced, and leaves that last piece in `batch`. A version is kept only once its
+// root record is written (open_store() drops a run without one, and a synced write makes those
+// before it durable), so a large version (a load's commit, an import) need not reach the store
+// in one write: LevelDB holds a whole write in its memtable, which grew to the 150 MB of a
+// 100,000-key commit at 10M keys, and malloc kept that memory after the memtable was freed.
+void versioned_tree::write_leading_pieces(write_batch& batch) const {
+  write_batch piece;
+  for (const auto& [key, bytes] : batch.put_nodes) {
+    if (piece.put_nodes.bytes() + bytes.size() > version_piece_bytes && !piece.put_nodes.empty()) {
+      opts_.store->write(piece, false);
+      piece.put_nodes.clear();
+    }
+    piece.put_nodes.add(key, bytes);
+  }
+  batch.put_nodes = std::move(piece.put_nodes);
 }
 
 // Adds to `batch` the index records of the kept versions after indexed_through_ up to `through`

@@ -837,6 +837,64 @@ TEST(StoreFailures, AFailedBackgroundWriteStopsLaterCommits) {
   EXPECT_EQ(reopened.last_commit().get("k"), "1");
 }
 
+// A version whose records pass version_piece_bytes (4 MiB) reaches the store in several writes,
+// the root record in the last: cut short, it must leave the store at the version before, with
+// the pieces that did arrive dropped when the store is opened again.
+TEST(StoreFailures, ALargeVersionIsWrittenInPiecesAndKeptOnlyWhole) {
+  auto store = std::make_shared<failing_store>();
+  iavl::versioned_tree twin;
+  auto large_version = [](iavl::tree t) {
+    for (int i = 0; i < 60000; ++i) t.set("key" + std::to_string(i), std::string(100, static_cast<char>('a' + i % 26)));
+    return t;
+  };
+  {
+    iavl::versioned_tree db(iavl::options{.store = store});
+    iavl::tree a = db.branch();
+    a.set("key1", "one");
+    (void)db.commit(std::move(a));
+    store->writes_left = 1;  // the first piece of version 2 arrives, the second fails
+    const long before = store->writes;
+    try {
+      (void)db.commit(large_version(db.branch()));
+      FAIL() << "expected io_error";
+    } catch (const iavl::error& e) {
+      EXPECT_EQ(e.code(), iavl::errc::io_error) << e.what();
+    }
+    EXPECT_EQ(store->writes - before, 1);
+    bool piece_stored = false;
+    store->inner->scan_nodes(2, 2, [&](iavl::node_key) {
+      piece_stored = true;
+      return false;
+    });
+    ASSERT_TRUE(piece_stored);  // else this test would not test a torn version
+  }
+  store->writes_left = -1;
+  store->fail_writes = false;
+  iavl::versioned_tree reopened(iavl::options{.store = store});
+  EXPECT_EQ(reopened.latest_version(), 1);
+  EXPECT_EQ(reopened.last_commit().get("key1"), "one");
+  bool leftover = false;
+  store->inner->scan_nodes(2, INT64_MAX, [&](iavl::node_key) {
+    leftover = true;
+    return false;
+  });
+  EXPECT_FALSE(leftover);
+
+  // Whole, the same version arrives in several writes and reads back as the in-memory tree.
+  iavl::tree a = twin.branch();
+  a.set("key1", "one");
+  (void)twin.commit(std::move(a));
+  const long before = store->writes;
+  const iavl::snapshot two = reopened.commit(large_version(reopened.branch()));
+  EXPECT_GE(store->writes - before, 2);
+  EXPECT_EQ(two.hash(), twin.commit(large_version(twin.branch())).hash());
+  iavl::versioned_tree again(iavl::options{.store = store});
+  EXPECT_EQ(again.latest_version(), 2);
+  EXPECT_EQ(again.last_commit().hash(), two.hash());
+  EXPECT_EQ(again.last_commit().get("key59999"), std::string(100, static_cast<char>('a' + 59999 % 26)));
+  again.last_commit().verify();
+}
+
 // A memory store holding one version of `keys` keys.
 std::shared_ptr<iavl::node_store> store_of_one_version(int keys) {
   auto store = iavl::open_memory_store();

@@ -138,8 +138,9 @@ class node_store {
   virtual void scan_nodes(std::int64_t first_version, std::int64_t last_version,
                           const std::function<bool(node_key key)>& fn) const = 0;
 
-  /// Applies every change of `batch` or none. With `sync`, the changes are durable (survive a
-  /// crash of the process or the machine) when write returns.
+  /// Applies every change of `batch` or none. With `sync`, the changes, and those of every
+  /// earlier write, are durable (survive a crash of the process or the machine) when write
+  /// returns: a large version comes in several writes, only the last synced (docs/format.md).
   virtual void write(const write_batch& batch, bool sync) = 0;
 
   /// Approximate bytes the store occupies (on disk, or in memory for the memory store).

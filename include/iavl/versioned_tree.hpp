@@ -174,6 +174,8 @@ class versioned_tree {
   std::int64_t indexed_through_ = 0;
   void index_versions(std::int64_t through, const std::string& through_record, write_batch& batch);
   void write_with_root(std::int64_t version, const std::string& record, write_batch& batch, bool index);
+  static constexpr std::size_t version_piece_bytes = std::size_t{4} << 20;  // see write_leading_pieces()
+  void write_leading_pieces(write_batch& batch) const;
   mutable std::mutex mutex_;
   snapshot latest_;
   std::map<std::int64_t, snapshot> in_memory_;    // kept versions, without a store
