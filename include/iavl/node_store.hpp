@@ -70,7 +70,7 @@ class node_records {
 
   class iterator {
    public:
-    using iterator_category = std::forward_iterator_tag;
+    using iterator_category = std::input_iterator_tag;  // it yields values, not references
     using value_type = node_records::value_type;
     using difference_type = std::ptrdiff_t;
     using pointer = void;
