@@ -1,6 +1,7 @@
 #include "iavl/detail/crc32c.hpp"
 
 #include <array>
+#include <bit>
 #include <cstring>
 
 namespace iavl::detail {
@@ -27,8 +28,9 @@ constexpr std::array<std::array<std::uint32_t, 256>, 8> make_tables() {
 constexpr auto tables = make_tables();
 
 std::uint64_t load_le64(const unsigned char* p) {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];  // compiles to one load on little-endian CPUs
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);  // one load (a byte-by-byte loop stayed a loop at -O2)
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
   return v;
 }
 
@@ -47,9 +49,7 @@ __attribute__((target("sse4.2"))) std::uint32_t with_instruction(std::uint32_t c
                                                                  std::size_t n) {
   std::uint64_t c = crc;
   for (; n >= 8; p += 8, n -= 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    c = __builtin_ia32_crc32di(c, w);
+    c = __builtin_ia32_crc32di(c, load_le64(p));
   }
   auto c32 = static_cast<std::uint32_t>(c);
   for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, *p);

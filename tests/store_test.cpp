@@ -157,8 +157,6 @@ TYPED_TEST(StoreConformance, EachWriteAppliesOnlyItsOwnBatch) {
   EXPECT_EQ(out, "fourth");
 }
 
-// The memory store inserts a batch's node records with a hint (each after the one before): out
-// of order and overwritten records still land in key order, and its byte count stays exact.
 // A batch's node records share one buffer: each must come back whole, under its own key, in
 // the order added, also after the buffer has grown and moved.
 TEST(NodeRecordsBuffer, GivesBackEachRecordUnderItsKeyInOrder) {
@@ -186,6 +184,8 @@ TEST(NodeRecordsBuffer, GivesBackEachRecordUnderItsKeyInOrder) {
   EXPECT_EQ(records.begin(), records.end());
 }
 
+// The memory store inserts a batch's node records with a hint (each after the one before): out
+// of order and overwritten records still land in key order, and its byte count stays exact.
 TEST(MemoryStore, KeepsKeyOrderAndAnExactByteCountWhateverABatchsOrder) {
   auto store = iavl::open_memory_store();
   constexpr std::uint64_t key_bytes = 13;  // 'n' + version + nonce
@@ -1044,14 +1044,15 @@ void overwrite_record(iavl::node_store& store, iavl::node_key key, std::string r
   store.write(damage, true);
 }
 
-// A committed version of 64 keys in a memory store, and the node key of one of its records of
-// `kind` (0 a leaf, 1 an inner node).
+// The keys and values of version_and_record_of()'s version.
 model numbered_keys() {
   model m;
   for (int i = 0; i < 64; ++i) m["key" + std::to_string(i)] = "value" + std::to_string(i);
   return m;
 }
 
+// A committed version of numbered_keys() in a memory store, and the node key of one of its
+// records of `kind` (0 a leaf, 1 an inner node).
 std::pair<std::shared_ptr<iavl::node_store>, iavl::node_key> version_and_record_of(std::uint8_t kind) {
   auto store = iavl::open_memory_store();
   {
