@@ -160,7 +160,8 @@ void versioned_tree::open_store() {
   }
   const std::int64_t latest = on_store_.empty() ? 0 : on_store_.rbegin()->first;
 
-  // Nodes above the latest version are leftovers of an interrupted rollback_to: drop them.
+  // Nodes above the latest version are leftovers of an interrupted rollback_to, or pieces of a
+  // large version whose last write, with its root record, never came: drop them.
   write_batch leftovers;
   store.scan_nodes(latest + 1, INT64_MAX, [&](node_key k) {
     leftovers.delete_nodes.push_back(k);

@@ -2,7 +2,9 @@
 // SIGKILL at random instants, again and again. After every kill the database must open at a
 // version the log produced, with that version's root hash, every key readable and verify()
 // passing; the next run continues from there. Every other run writes in the background
-// (--background-writes), where the database must open at its last durable version.
+// (--background-writes), where the database must open at its last durable version. Versions
+// of several MiB, which reach the store in pieces, are killed between their pieces: the database
+// must open at the version before, with nothing of the torn one left.
 //
 // A full disk: the same replay, and a writer whose LevelDB tables outgrow its logs, run under a
 // limit on the size of the files they write (RLIMIT_FSIZE, so that a write fails with EFBIG part
@@ -15,7 +17,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -23,6 +28,7 @@
 
 #include "iavl/iavl.hpp"
 #include "iavl/leveldb_store.hpp"
+#include "support/failing_store.hpp"
 #include "support/full_disk_workload.hpp"
 #include "support/temp_dir.hpp"
 
@@ -179,6 +185,109 @@ TEST(Crash, KilledReplaysNeverLoseOrTearACommittedVersion) {
   }
   EXPECT_EQ(killed_mid_run, kills) << "the log ran out before enough kills landed";
   EXPECT_GT(latest, 0);
+}
+
+// Versions of `keys_per_version` new keys each, values of 50 bytes: several MiB of node records a
+// version, which reach the store in pieces (versioned_tree::version_piece_bytes).
+std::vector<log_version> make_large_log(std::uint64_t seed, int count, int keys_per_version) {
+  std::mt19937_64 rng(seed);
+  std::vector<log_version> log(count);
+  for (auto& v : log) {
+    for (int i = 0; i < keys_per_version; ++i) {
+      std::string key(16, '\0');
+      std::string value(50, '\0');
+      for (auto& c : key) c = static_cast<char>(rng());
+      for (auto& c : value) c = static_cast<char>(rng());
+      v.text += "set " + iavl::to_hex(key) + " " + iavl::to_hex(value) + "\n";
+    }
+    v.text += "commit\n";
+  }
+  return log;
+}
+
+// The highest version with any node record in the database at `db_path`, opened as a bare store
+// (which, unlike a versioned_tree, leaves the records of a torn version in place).
+std::int64_t highest_stored_version(const std::string& db_path, std::int64_t from) {
+  std::int64_t top = 0;
+  iavl::open_leveldb_store(db_path, {.create_if_missing = false})->scan_nodes(from, INT64_MAX, [&](iavl::node_key k) {
+    top = std::max(top, k.version);
+    return true;
+  });
+  return top;
+}
+
+// Waits until the file at `path` holds a line (the first commit `iavl replay` reported) or `child`
+// has ended; returns whether it got one.
+bool wait_for_first_line(const std::string& path, pid_t child) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream f(path);
+    if (std::string line; std::getline(f, line) && !f.eof()) return true;  // a whole line
+    int status = 0;
+    if (::waitpid(child, &status, WNOHANG) == child) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+// The bytes of LevelDB's write-ahead logs in the database directory `db_path`: every write
+// appends to them (in 32 KiB fragments) before it reaches the memtable.
+std::uintmax_t log_bytes(const std::string& db_path) {
+  std::uintmax_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(db_path, ec)) {
+    if (entry.path().extension() == ".log") total += entry.file_size(ec);
+  }
+  return total;
+}
+
+// A kill in the middle of a large version leaves some of its pieces in the store, without its
+// root record: the database must open at the version before, as if that version had never begun.
+// Each round replays two large versions into a new database and kills the replay once LevelDB's
+// log has grown by 5 MiB since the first version was reported committed: past the first piece of
+// the second version (versioned_tree::version_piece_bytes, 4 MiB of records, a little more in
+// the log) and into the last write, which carries the root record (a log record cut short is
+// dropped when LevelDB recovers).
+TEST(Crash, AKillWhileALargeVersionIsWrittenLeavesItWholeOrAbsent) {
+  const auto log = make_large_log(99, 2, 40000);
+  {  // the premise: a version of this log reaches the store in more than one write
+    auto counting = std::make_shared<test_support::failing_store>();
+    iavl::versioned_tree db(iavl::options{.store = counting});
+    replay_in_memory(log, db, 1);
+    ASSERT_GE(counting->writes.load(), 2) << "the versions are too small to be written in pieces";
+  }
+  test_support::temp_dir dir;
+  const std::string log_path = (dir.path() / "large.log").string();
+  {
+    std::ofstream f(log_path, std::ios::trunc);
+    for (const auto& v : log) f << v.text;
+  }
+  constexpr std::uintmax_t past_first_piece = std::uintmax_t{5} << 20;
+  int torn = 0;  // kills that left pieces of the second version in the store
+  for (int round = 0; round < 4; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::string db_path = (dir.path() / ("db" + std::to_string(round))).string();
+    const std::string out_path = (dir.path() / ("out" + std::to_string(round))).string();
+    const pid_t child = start(replay_args(db_path, false), log_path, RLIM_INFINITY, out_path);
+    ASSERT_TRUE(wait_for_first_line(out_path, child)) << "the replay did not commit its first version";
+    const std::uintmax_t first = log_bytes(db_path);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    while (log_bytes(db_path) < first + past_first_piece && std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(child, &status, WNOHANG) == child) break;  // finished first (counted below)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    ::kill(child, SIGKILL);
+    (void)wait_for(child);
+    const std::int64_t stored = highest_stored_version(db_path, 2);
+    iavl::versioned_tree fresh(iavl::options{.keep = {.keep_recent = 1}});
+    const std::int64_t now = expect_log_version(db_path, log, fresh);
+    ASSERT_FALSE(HasFailure());
+    ASSERT_GE(now, 1) << "the first version, reported committed, was lost";
+    EXPECT_EQ(highest_stored_version(db_path, now + 1), 0) << "the torn version's pieces were not dropped";
+    if (stored > now) ++torn;
+  }
+  EXPECT_GE(torn, 1) << "no kill landed while the second version was being written";
 }
 
 std::string file_text(const std::string& path) {
