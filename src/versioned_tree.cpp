@@ -88,6 +88,16 @@ bool stored_children(const node_store& store, node_key key, node_key out[2]) {
   return true;
 }
 
+// Deletes the node records of versions `first` to `last` (their whole runs) in one write.
+void delete_runs(node_store& store, std::int64_t first, std::int64_t last, bool sync) {
+  write_batch doomed;
+  store.scan_nodes(first, last, [&](node_key k) {
+    doomed.delete_nodes.push_back(k);
+    return true;
+  });
+  if (!doomed.empty()) store.write(doomed, sync);
+}
+
 }  // namespace
 
 versioned_tree::versioned_tree(options opts)
@@ -162,12 +172,7 @@ void versioned_tree::open_store() {
 
   // Nodes above the latest version are leftovers of an interrupted rollback_to, or pieces of a
   // large version whose last write, with its root record, never came: drop them.
-  write_batch leftovers;
-  store.scan_nodes(latest + 1, INT64_MAX, [&](node_key k) {
-    leftovers.delete_nodes.push_back(k);
-    return true;
-  });
-  if (!leftovers.empty()) store.write(leftovers, true);
+  delete_runs(store, latest + 1, INT64_MAX, true);
 
   if (latest > 0) latest_ = load_version(latest, on_store_.at(latest));
 }
@@ -249,7 +254,9 @@ snapshot versioned_tree::commit(tree&& working) {
         write_version(version, to_write, root, hash);
       }
     } catch (...) {
-      for (detail::node* n : fresh) n->nonce = 0;  // the tree stays as it was: nothing was written
+      // The tree stays as it was. Pieces of it may have reached the store; write_version deletes
+      // them before it writes this version again.
+      for (detail::node* n : fresh) n->nonce = 0;
       throw;
     }
   }
@@ -316,8 +323,19 @@ void versioned_tree::encode_nodes(encoded_nodes& nodes, std::size_t count) {
 void versioned_tree::write_version(std::int64_t version, encoded_nodes& nodes, const detail::node* root,
                                    const hash256& hash) {
   encode_nodes(nodes, nodes.fresh.size());
-  write_with_root(version, encode_root(root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash),
-                  nodes.batch, version % index_period == 0);
+  if (torn_version_ == version) {
+    // An earlier attempt may have left pieces of this version in the store, and the tree written
+    // now may have fewer nodes: records past its last nonce would stay, unreachable, in its run.
+    delete_runs(*opts_.store, version, version, false);
+    torn_version_ = 0;
+  }
+  try {
+    write_with_root(version, encode_root(root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash),
+                    nodes.batch, version % index_period == 0);
+  } catch (...) {
+    torn_version_ = version;
+    throw;
+  }
   ctx_->account().bytes.fetch_add(nodes.bytes, std::memory_order_relaxed);
 }
 

@@ -895,6 +895,37 @@ TEST(StoreFailures, ALargeVersionIsWrittenInPiecesAndKeptOnlyWhole) {
   again.last_commit().verify();
 }
 
+// After a large version's write failed part of the way, the same version committed again, now a
+// smaller tree, leaves none of the first attempt's records in its run.
+TEST(StoreFailures, AVersionCommittedAgainAfterAFailedWriteKeepsNoRecordsOfTheFirstAttempt) {
+  auto store = std::make_shared<failing_store>();
+  iavl::versioned_tree db(iavl::options{.store = store});
+  iavl::tree a = db.branch();
+  a.set("key1", "one");
+  (void)db.commit(std::move(a));
+  iavl::tree large = db.branch();
+  for (int i = 0; i < 60000; ++i) large.set("key" + std::to_string(i), std::string(100, 'x'));
+  store->writes_left = 1;  // the first piece of version 2 arrives, the second fails
+  EXPECT_THROW((void)db.commit(std::move(large)), iavl::error);
+  store->writes_left = -1;
+  store->fail_writes = false;
+  auto records_of_version_2 = [&] {
+    long count = 0;
+    store->inner->scan_nodes(2, 2, [&](iavl::node_key) { return ++count > 0; });
+    return count;
+  };
+  ASSERT_GT(records_of_version_2(), 1000);  // else this test would not test a torn version
+
+  iavl::tree small = db.branch();
+  small.set("key2", "two");
+  const iavl::snapshot two = db.commit(std::move(small));
+  EXPECT_EQ(records_of_version_2(), 3);  // the root record, a leaf and their parent
+  iavl::versioned_tree reopened(iavl::options{.store = store});
+  EXPECT_EQ(reopened.last_commit().hash(), two.hash());
+  EXPECT_EQ(reopened.last_commit().get("key2"), "two");
+  reopened.last_commit().verify();
+}
+
 // A memory store holding one version of `keys` keys.
 std::shared_ptr<iavl::node_store> store_of_one_version(int keys) {
   auto store = iavl::open_memory_store();
