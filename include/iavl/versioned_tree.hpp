@@ -93,10 +93,13 @@ class versioned_tree {
   [[nodiscard]] std::vector<std::int64_t> versions() const;
 
   /// Hashes `working` and commits it as version latest_version() + 1, then applies the
-  /// retention policy. With a store, the version is written in one atomic batch, before commit()
-  /// returns (synced when options::sync) or, with options::background_writes, right after.
-  /// Throws errc::stale_branch when `working` did not branch from the latest version, io_error
-  /// when the store fails; `working` is then left untouched.
+  /// retention policy. With a store, the version is written before commit() returns (synced
+  /// when options::sync) or, with options::background_writes, right after; it is there whole or
+  /// not at all (over 4 MiB of records it is written in pieces, its root record last: see
+  /// docs/format.md). Throws errc::stale_branch when `working` did not branch from the latest
+  /// version, io_error when the store fails; `working` is then left untouched, and (without
+  /// background writes, whose failures stay: see options::background_writes) it or another tree
+  /// branched from the latest version can be committed as that version again.
   snapshot commit(tree&& working);
   /// The latest version that is in the store for good (the latest version without a store).
   [[nodiscard]] std::int64_t durable_version() const;
