@@ -216,16 +216,25 @@ std::int64_t highest_stored_version(const std::string& db_path, std::int64_t fro
   return top;
 }
 
-// Waits until the file at `path` holds a line (the first commit `iavl replay` reported) or `child`
-// has ended; returns whether it got one.
-bool wait_for_first_line(const std::string& path, pid_t child) {
+std::string file_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Checks `done` every 200 µs until it holds (true), or until `child` has ended or two minutes
+// have passed (false). The child is not reaped, so that it can still be killed and waited for.
+template <class Condition>
+bool poll_while_running(pid_t child, Condition done) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
   while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream f(path);
-    if (std::string line; std::getline(f, line) && !f.eof()) return true;  // a whole line
-    int status = 0;
-    if (::waitpid(child, &status, WNOHANG) == child) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (done()) return true;
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == child) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   return false;
 }
@@ -269,15 +278,11 @@ TEST(Crash, AKillWhileALargeVersionIsWrittenLeavesItWholeOrAbsent) {
     const std::string db_path = (dir.path() / ("db" + std::to_string(round))).string();
     const std::string out_path = (dir.path() / ("out" + std::to_string(round))).string();
     const pid_t child = start(replay_args(db_path, false), log_path, RLIM_INFINITY, out_path);
-    ASSERT_TRUE(wait_for_first_line(out_path, child)) << "the replay did not commit its first version";
+    ASSERT_TRUE(poll_while_running(child, [&] { return file_text(out_path).find('\n') != std::string::npos; }))
+        << "the replay did not commit its first version";
     const std::uintmax_t first = log_bytes(db_path);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-    while (log_bytes(db_path) < first + past_first_piece && std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(child, &status, WNOHANG) == child) break;  // finished first (counted below)
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-    ::kill(child, SIGKILL);
+    (void)poll_while_running(child, [&] { return log_bytes(db_path) >= first + past_first_piece; });
+    ::kill(child, SIGKILL);  // a child that finished first is a zombie until waited for: counted below
     (void)wait_for(child);
     const std::int64_t stored = highest_stored_version(db_path, 2);
     iavl::versioned_tree fresh(iavl::options{.keep = {.keep_recent = 1}});
@@ -288,13 +293,6 @@ TEST(Crash, AKillWhileALargeVersionIsWrittenLeavesItWholeOrAbsent) {
     if (stored > now) ++torn;
   }
   EXPECT_GE(torn, 1) << "no kill landed while the second version was being written";
-}
-
-std::string file_text(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 // The version of the last line `iavl replay` printed ('<version> <hash> <size>'), 0 if none.

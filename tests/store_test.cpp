@@ -840,13 +840,16 @@ TEST(StoreFailures, AFailedBackgroundWriteStopsLaterCommits) {
 // A version whose records pass version_piece_bytes (4 MiB) reaches the store in several writes,
 // the root record in the last: cut short, it must leave the store at the version before, with
 // the pieces that did arrive dropped when the store is opened again.
+// `t` with 60,000 keys of 100-byte values set: over 4 MiB of node records, which a commit writes
+// in pieces (versioned_tree::version_piece_bytes).
+iavl::tree large_version(iavl::tree t) {
+  for (int i = 0; i < 60000; ++i) t.set("key" + std::to_string(i), std::string(100, static_cast<char>('a' + i % 26)));
+  return t;
+}
+
 TEST(StoreFailures, ALargeVersionIsWrittenInPiecesAndKeptOnlyWhole) {
   auto store = std::make_shared<failing_store>();
   iavl::versioned_tree twin;
-  auto large_version = [](iavl::tree t) {
-    for (int i = 0; i < 60000; ++i) t.set("key" + std::to_string(i), std::string(100, static_cast<char>('a' + i % 26)));
-    return t;
-  };
   {
     iavl::versioned_tree db(iavl::options{.store = store});
     iavl::tree a = db.branch();
@@ -903,10 +906,8 @@ TEST(StoreFailures, AVersionCommittedAgainAfterAFailedWriteKeepsNoRecordsOfTheFi
   iavl::tree a = db.branch();
   a.set("key1", "one");
   (void)db.commit(std::move(a));
-  iavl::tree large = db.branch();
-  for (int i = 0; i < 60000; ++i) large.set("key" + std::to_string(i), std::string(100, 'x'));
   store->writes_left = 1;  // the first piece of version 2 arrives, the second fails
-  EXPECT_THROW((void)db.commit(std::move(large)), iavl::error);
+  EXPECT_THROW((void)db.commit(large_version(db.branch())), iavl::error);
   store->writes_left = -1;
   store->fail_writes = false;
   auto records_of_version_2 = [&] {
