@@ -3,7 +3,9 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -28,9 +30,10 @@ struct db_args {
   bool no_sync = false;
   bool background_writes = false;
 
-  void add_to(CLI::App& cmd, bool required) {
+  CLI::Option* add_to(CLI::App& cmd, bool required) {
     auto* db = cmd.add_option("--db", path, "database directory (LevelDB)");
     if (required) db->required();
+    return db;
   }
   [[nodiscard]] std::unique_ptr<iavl::versioned_tree> open(bool create) const {
     iavl::options o;
@@ -46,6 +49,31 @@ struct db_args {
     return std::make_unique<iavl::versioned_tree>(o);
   }
 };
+
+// A count or version number as typed, checked before CLI11 converts it: it would clamp one out
+// of range, and the tool takes version 0 for "latest".
+const CLI::Validator at_least_one(
+    [](std::string& text) -> std::string {
+      std::int64_t n = 0;
+      const char* end = text.data() + text.size();
+      const auto [stop, ec] = std::from_chars(text.data(), end, n);
+      if (ec != std::errc{} || stop != end) return "'" + text + "' is not an integer from 1 to 2^63 - 1";
+      return n < 1 ? "must be at least 1" : "";
+    },
+    "POSITIVE");
+
+// Output to a full disk or a closed pipe fails only when flushed; reported like a failed export.
+void check_output() {
+  if (!std::cout.flush()) throw iavl::error(iavl::errc::io_error, "writing the output failed");
+}
+
+// Opens a file to read, failing before anything else is done (such as creating a database).
+void open_input(std::ifstream& file, const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw input_error{"cannot read '" + path + "': it is a directory"};
+  file.open(path, std::ios::binary);
+  if (!file) throw input_error{"cannot open '" + path + "': " + std::strerror(errno)};
+}
 
 std::string parse_bytes(const std::string& token, const char* what) {
   if (token == "-") return {};
@@ -113,6 +141,7 @@ int replay(std::istream& in, iavl::versioned_tree& db) {
       } else if (op == "commit") {
         if (words >> extra) throw input_error{"commit takes no arguments"};
         print_version_line(db.commit(std::move(work)));
+        if (!std::cout) check_output();  // stop at a failed write rather than commit unreported
         work = db.branch();
         shown.update(++commits);
       } else {
@@ -127,6 +156,10 @@ int replay(std::istream& in, iavl::versioned_tree& db) {
       std::cerr << "iavl replay: line " << number << ": " << e.what() << " [" << iavl::to_string(e.code()) << "]\n";
       return 1;
     }
+  }
+  if (in.bad() || std::ferror(stdin) != 0) {  // std::cin reads through stdio, which keeps its own errors
+    std::cerr << "iavl replay: reading the log failed\n";
+    return 1;
   }
   return 0;
 }
@@ -145,6 +178,7 @@ std::string version_list(const std::vector<std::int64_t>& versions) {
   return out;
 }
 
+// `version` is 0 when --version was not given (at_least_one rejects a given 0).
 iavl::snapshot version_or_latest(const iavl::versioned_tree& db, std::int64_t version) {
   return version > 0 ? db.at(version) : db.last_commit();
 }
@@ -179,36 +213,45 @@ void export_file(const iavl::snapshot& s, const std::string& path) {
     iavl::export_state(s, std::cout, shown.callback());
     return;
   }
+  // A file that was there (or a link to a device) is not ours to remove.
+  const bool existed = std::filesystem::exists(std::filesystem::symlink_status(path));
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
   if (!file) throw input_error{"cannot create '" + path + "': " + std::strerror(errno)};
   try {
     iavl::export_state(s, file, shown.callback());
   } catch (...) {
     file.close();
-    std::filesystem::remove(path);  // no partial stream left behind
+    if (!existed) std::filesystem::remove(path);  // no partial stream left behind
     throw;
   }
   print_version_line(s);
 }
 
-// Imports into the database at db.path, which must be empty or missing; one that the import
-// created is removed again when it fails.
+// Imports into the database at db.path, which must be empty or missing. A failed import leaves
+// the filesystem as it was: the library deletes the nodes it wrote, this removes the LevelDB
+// files it created in an empty directory, or the directories it created.
 void import_file(const db_args& db, const std::string& path, const std::string& root_hex) {
+  namespace fs = std::filesystem;
   iavl::import_options options;
   if (!root_hex.empty()) options.expected_hash = parse_hash(root_hex);
   std::ifstream file;
-  if (path != "-") {
-    file.open(path, std::ios::binary);
-    if (!file) throw input_error{"cannot open '" + path + "': " + std::strerror(errno)};
-  }
-  const bool existed = std::filesystem::exists(db.path);
+  if (path != "-") open_input(file, path);
+  fs::path created = fs::absolute(db.path).lexically_normal();
+  if (!created.has_filename()) created = created.parent_path();  // "dir/"
+  const bool existed = fs::exists(fs::symlink_status(created));
+  const bool was_empty = existed && fs::is_directory(created) && fs::is_empty(created);
+  while (!existed && !fs::exists(fs::symlink_status(created.parent_path()))) created = created.parent_path();
   try {
     progress shown("nodes imported");
     options.progress = shown.callback();
     auto tree = db.open(true);
     print_version_line(iavl::import_state(*tree, path == "-" ? std::cin : file, options));
-  } catch (...) {
-    if (!existed) std::filesystem::remove_all(db.path);
+  } catch (...) {        // the tree is closed by now
+    std::error_code ec;  // best effort: the import's error is the one to report
+    if (!existed) fs::remove_all(created, ec);
+    if (was_empty) {
+      for (const auto& entry : fs::directory_iterator(created, ec)) fs::remove_all(entry.path(), ec);
+    }
     throw;
   }
 }
@@ -229,8 +272,9 @@ int main(int argc, char** argv) try {
       "With --db, versions continue from the database's latest one.\n"
       "Example: printf 'set 01 ff\\ncommit\\n' | iavl replay --db /tmp/state");
   replay_cmd->add_option("log", log_path, "operation log file ('-' or omitted: stdin)");
-  db.add_to(*replay_cmd, false);
-  replay_cmd->add_option("--store", db.store, "node store for --db")->check(CLI::IsMember({"leveldb", "mem"}));
+  auto* replay_db = db.add_to(*replay_cmd, false);
+  replay_cmd->add_option("--store", db.store, "node store: leveldb (at --db) or mem (in memory, without --db)")
+      ->check(CLI::IsMember({"leveldb", "mem"}));
   replay_cmd->add_flag("--no-sync", db.no_sync, "do not wait for each commit to reach the disk");
   replay_cmd->add_flag("--background-writes", db.background_writes,
                        "write each version while the next one is replayed (a line is printed per commit, "
@@ -247,7 +291,7 @@ int main(int argc, char** argv) try {
                                      "Print the value (hex, '-' when empty) of a key; exit status 1 when absent.\n"
                                      "Example: iavl get --db /tmp/state 01");
   db.add_to(*get_cmd, true);
-  get_cmd->add_option("--version", version, "version to read (default: latest)");
+  get_cmd->add_option("--version", version, "version to read (default: latest)")->check(at_least_one);
   get_cmd->add_option("key", key_hex, "key (hex)")->required();
 
   auto* verify_cmd =
@@ -255,21 +299,21 @@ int main(int argc, char** argv) try {
                          "Check every node of a version (hashes, order, balance, sizes); report the first problem.\n"
                          "Example: iavl verify --db /tmp/state --version 3");
   db.add_to(*verify_cmd, true);
-  verify_cmd->add_option("--version", version, "version to check (default: latest)");
+  verify_cmd->add_option("--version", version, "version to check (default: latest)")->check(at_least_one);
 
   std::int64_t keep_recent = 0;
   auto* prune_cmd = app.add_subcommand("prune",
                                        "Delete every version but the last N, reclaiming their nodes.\n"
                                        "Example: iavl prune --db /tmp/state --keep-recent 100");
   db.add_to(*prune_cmd, true);
-  prune_cmd->add_option("--keep-recent", keep_recent, "versions to keep")->required()->check(CLI::PositiveNumber);
+  prune_cmd->add_option("--keep-recent", keep_recent, "versions to keep")->required()->check(at_least_one);
 
   std::int64_t target = 0;
   auto* rollback_cmd = app.add_subcommand("rollback",
                                           "Make a kept older version the latest, deleting every newer version.\n"
                                           "Example: iavl rollback --db /tmp/state --to 41");
   db.add_to(*rollback_cmd, true);
-  rollback_cmd->add_option("--to", target, "version to return to")->required();
+  rollback_cmd->add_option("--to", target, "version to return to")->required()->check(at_least_one);
 
   std::string stream_path;
   auto* export_cmd = app.add_subcommand("export",
@@ -277,7 +321,7 @@ int main(int argc, char** argv) try {
                                         "'<version> <root-hash-hex> <size>' of it.\n"
                                         "Example: iavl export --db /tmp/state --version 41 /tmp/state-41.sync");
   db.add_to(*export_cmd, true);
-  export_cmd->add_option("--version", version, "version to export (default: latest)");
+  export_cmd->add_option("--version", version, "version to export (default: latest)")->check(at_least_one);
   export_cmd->add_option("file", stream_path, "stream file to write ('-': stdout)")->required();
 
   std::string root_hex;
@@ -295,7 +339,7 @@ int main(int argc, char** argv) try {
                          "for an absent one: an ICS23 CommitmentProof, as cosmos/iavl makes it.\n"
                          "Example: iavl prove --db /tmp/state 01");
   db.add_to(*prove_cmd, true);
-  prove_cmd->add_option("--version", version, "version to prove against (default: latest)");
+  prove_cmd->add_option("--version", version, "version to prove against (default: latest)")->check(at_least_one);
   prove_cmd->add_option("key", key_hex, "key (hex, '-' for the empty key)")->required();
 
   std::string proof_hex, value_hex;
@@ -309,7 +353,8 @@ int main(int argc, char** argv) try {
   verify_proof_cmd->add_option("root", root_hex, "root hash (hex)")->required();
   verify_proof_cmd->add_option("proof", proof_hex, "proof (hex)")->required();
   verify_proof_cmd->add_option("key", key_hex, "key (hex, '-' for the empty key)")->required();
-  verify_proof_cmd->add_option("value", value_hex, "value (hex, '-' for the empty value): prove membership");
+  auto* value_arg =
+      verify_proof_cmd->add_option("value", value_hex, "value (hex, '-' for the empty value): prove membership");
 
   // Set after the commands, which would otherwise inherit it.
   app.footer(
@@ -318,6 +363,9 @@ int main(int argc, char** argv) try {
 
   try {
     app.parse(argc, argv);
+    if (db.store == "mem" && replay_db->count() > 0) {
+      throw CLI::ValidationError("--store mem", "keeps the tree in memory, without --db");
+    }
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
     std::string cause = e.what();
@@ -329,66 +377,65 @@ int main(int argc, char** argv) try {
   }
 
   const std::string command = app.get_subcommands().front()->get_name();
+  int status = 0;
   try {
     if (*replay_cmd) {
+      std::ifstream file;
+      if (log_path != "-") open_input(file, log_path);
       auto tree = db.open(true);
-      if (log_path == "-") return replay(std::cin, *tree);
-      std::ifstream file(log_path);
-      if (!file) throw input_error{"cannot open '" + log_path + "': " + std::strerror(errno)};
-      return replay(file, *tree);
-    }
-    if (*import_cmd) {
+      status = replay(log_path == "-" ? std::cin : file, *tree);
+    } else if (*import_cmd) {
       import_file(db, stream_path, root_hex);
-      return 0;
-    }
-    if (*verify_proof_cmd) {
+    } else if (*verify_proof_cmd) {
       const iavl::hash256 root = parse_hash(root_hex);
       const std::string proof = parse_bytes(proof_hex, "proof"), key = parse_bytes(key_hex, "key");
-      const iavl::verify_result r = value_hex.empty() ? iavl::verify_non_membership(iavl::iavl_spec(), root, proof, key)
-                                                      : iavl::verify_membership(iavl::iavl_spec(), root, proof, key,
-                                                                                parse_bytes(value_hex, "value"));
+      // A given value, even "" (rejected as hex), claims membership.
+      const iavl::verify_result r =
+          value_arg->count() == 0
+              ? iavl::verify_non_membership(iavl::iavl_spec(), root, proof, key)
+              : iavl::verify_membership(iavl::iavl_spec(), root, proof, key, parse_bytes(value_hex, "value"));
       if (!r) {
         std::cerr << "iavl verify-proof: " << r.reason << '\n';
         return 1;
       }
       std::cout << "ok\n";
-      return 0;
-    }
-    auto tree = db.open(false);
-    if (*info_cmd) {
-      print_version_line(tree->last_commit());
-      std::cout << "versions: " << version_list(tree->versions()) << '\n';
-    } else if (*get_cmd) {
-      const std::string key = parse_bytes(key_hex, "key");
-      const auto value = version_or_latest(*tree, version).get(key);
-      if (!value) {
-        std::cerr << "iavl get: key " << key_hex << " is absent\n";
-        return 1;
+    } else {  // the commands on an existing database
+      auto tree = db.open(false);
+      if (*info_cmd) {
+        print_version_line(tree->last_commit());
+        std::cout << "versions: " << version_list(tree->versions()) << '\n';
+      } else if (*get_cmd) {
+        const std::string key = parse_bytes(key_hex, "key");
+        const auto value = version_or_latest(*tree, version).get(key);
+        if (!value) {
+          std::cerr << "iavl get: key " << key_hex << " is absent\n";
+          return 1;
+        }
+        std::cout << hex_or_dash(*value) << '\n';
+      } else if (*verify_cmd) {
+        const iavl::snapshot s = version_or_latest(*tree, version);
+        progress shown("nodes checked");
+        iavl::verify(s, shown.callback());
+        std::cout << "ok ";
+        print_version_line(s);
+      } else if (*prune_cmd) {
+        prune(*tree, keep_recent);
+        std::cout << "versions: " << version_list(tree->versions()) << '\n';
+      } else if (*export_cmd) {
+        export_file(version_or_latest(*tree, version), stream_path);
+      } else if (*prove_cmd) {
+        const iavl::snapshot s = version_or_latest(*tree, version);
+        const std::string key = parse_bytes(key_hex, "key");
+        // Whole or nothing: a failed proof leaves no half line.
+        const std::string line = s.has(key) ? "membership " + iavl::to_hex(iavl::membership_proof(s, key))
+                                            : "non-membership " + iavl::to_hex(iavl::non_membership_proof(s, key));
+        std::cout << line << '\n';
+      } else if (*rollback_cmd) {
+        tree->rollback_to(target);
+        print_version_line(tree->last_commit());
       }
-      std::cout << hex_or_dash(*value) << '\n';
-    } else if (*verify_cmd) {
-      const iavl::snapshot s = version_or_latest(*tree, version);
-      progress shown("nodes checked");
-      iavl::verify(s, shown.callback());
-      std::cout << "ok ";
-      print_version_line(s);
-    } else if (*prune_cmd) {
-      prune(*tree, keep_recent);
-      std::cout << "versions: " << version_list(tree->versions()) << '\n';
-    } else if (*export_cmd) {
-      export_file(version_or_latest(*tree, version), stream_path);
-    } else if (*prove_cmd) {
-      const iavl::snapshot s = version_or_latest(*tree, version);
-      const std::string key = parse_bytes(key_hex, "key");
-      if (s.has(key)) {
-        std::cout << "membership " << iavl::to_hex(iavl::membership_proof(s, key)) << '\n';
-      } else {
-        std::cout << "non-membership " << iavl::to_hex(iavl::non_membership_proof(s, key)) << '\n';
-      }
-    } else if (*rollback_cmd) {
-      tree->rollback_to(target);
-      print_version_line(tree->last_commit());
     }
+    if (status == 0) check_output();  // a failed replay has said why already
   } catch (const input_error& e) {
     std::cerr << "iavl " << command << ": " << e.message << '\n';
     return 1;
@@ -396,7 +443,7 @@ int main(int argc, char** argv) try {
     std::cerr << "iavl " << command << ": " << e.what() << " [" << iavl::to_string(e.code()) << "]\n";
     return 1;
   }
-  return 0;
+  return status;
 } catch (const std::exception& e) {  // anything the commands did not report themselves, e.g. out of memory
   std::cerr << "iavl: " << e.what() << '\n';
   return 1;
