@@ -28,6 +28,13 @@ namespace {
   throw error(code, "leveldb " + what + ": " + s.ToString());
 }
 
+// After a scan, also one its callback stopped: an iterator steps over a block it could not read
+// (a checksum mismatch) and only records the error, so what the scan saw may lack records, such
+// as the root record that makes a version exist.
+void check_scan(const leveldb::Iterator& it) {
+  if (!it.status().ok()) fail(it.status(), "scan");
+}
+
 // A table file that starts writing itself back to the disk every MiB (sync_file_range), so
 // that its closing sync has little left to write. LevelDB syncs each table it flushes (16 MB at
 // once with our memtable) and the log's sync, which a commit waits for, queued behind it: with
@@ -199,9 +206,9 @@ class leveldb_store final : public node_store {
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
     for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
       const std::string_view name(it->key().data() + 1, it->key().size() - 1);
-      if (!fn(name, std::string_view(it->value().data(), it->value().size()))) return;
+      if (!fn(name, std::string_view(it->value().data(), it->value().size()))) break;
     }
-    if (!it->status().ok()) fail(it->status(), "scan");
+    check_scan(*it);
   }
 
   void scan_nodes(std::int64_t first_version, std::int64_t last_version,
@@ -212,9 +219,18 @@ class leveldb_store final : public node_store {
          it->Valid() && detail::parse_node_record_key(std::string_view(it->key().data(), it->key().size()), k) &&
          k.version <= last_version;
          it->Next()) {
-      if (!fn(k)) return;
+      if (!fn(k)) break;
     }
-    if (!it->status().ok()) fail(it->status(), "scan");
+    check_scan(*it);
+  }
+
+  // Any key at all, also one outside iavl's key space: another program's database is not empty.
+  [[nodiscard]] bool empty() const override {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
+    it->SeekToFirst();
+    const bool empty = !it->Valid();
+    check_scan(*it);
+    return empty;
   }
 
   void write(const write_batch& batch, bool sync) override {

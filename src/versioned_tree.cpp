@@ -132,10 +132,7 @@ void versioned_tree::open_store() {
   node_store& store = *opts_.store;
   std::string format;
   if (!store.read_meta(format_name, format)) {
-    bool empty = true;
-    store.scan_meta("", [&](std::string_view, std::string_view) { return empty = false; });
-    store.scan_nodes(0, INT64_MAX, [&](node_key) { return empty = false; });
-    if (!empty) throw error(errc::not_a_database, "the store holds data but no iavl format record");
+    if (!store.empty()) throw error(errc::not_a_database, "the store holds data but no iavl format record");
     write_batch batch;
     batch.put_meta.emplace_back(format_name, format_value);
     store.write(batch, true);
@@ -222,9 +219,13 @@ std::vector<std::int64_t> versioned_tree::versions() const {
 
 snapshot versioned_tree::commit(tree&& working) {
   std::lock_guard serial(commit_mutex_);
+  working.check_usable();
   const snapshot base = last_commit();
   const std::int64_t version = working.version();
-  if (version != base.version() + 1 || !(working.base_hash_ == base.hash()) || working.keep_.shared_ctx() != ctx_) {
+  // The base root itself, not only its version and hash: a tree branched before a rollback_to
+  // meets a version of the same number and hash committed again, whose nodes are others.
+  if (version != base.version() + 1 || !(working.base_hash_ == base.hash()) || working.keep_.shared_ctx() != ctx_ ||
+      working.keep_.get() != base.keep_.get()) {
     throw error(errc::stale_branch, "working tree of version " + std::to_string(version) +
                                         " did not branch from the latest version " + std::to_string(base.version()));
   }
@@ -270,6 +271,8 @@ snapshot versioned_tree::commit(tree&& working) {
   working.root_bits_ = 0;  // the tree is consumed: it lets go of its root, base and pin
   working.root_ = nullptr;
   working.keep_ = {};
+  working.unusable_ = detail::moved_from;
+  working.unusable_code_ = errc::invalid_argument;
   snapshot s(detail::root_ref(root, ctx_), version, hash);
   {
     std::lock_guard lock(mutex_);
@@ -388,11 +391,7 @@ void versioned_tree::index_versions(std::int64_t through, const std::string& thr
 // store) and its nodes may be unloaded (they can be loaded again), leaving room in the cache for
 // a next version as large as this one (`written_bytes` of new nodes).
 void versioned_tree::after_durable(const snapshot& s, std::int64_t written_bytes) {
-  {
-    std::lock_guard lock(write_mutex_);
-    durable_ = s.version();
-  }
-  write_idle_.notify_all();
+  set_durable(s.version());
   apply_retention(s.version());
   schedule_trim(s, written_bytes);
 }
@@ -430,6 +429,14 @@ void versioned_tree::wait_for_writes() {
   if (write_error_) {
     std::rethrow_exception(write_error_);  // sticky: the versions after it cannot be written either
   }
+}
+
+void versioned_tree::set_durable(std::int64_t version) {
+  {
+    std::lock_guard lock(write_mutex_);
+    durable_ = version;
+  }
+  write_idle_.notify_all();
 }
 
 std::int64_t versioned_tree::durable_version() const {
@@ -569,6 +576,7 @@ void versioned_tree::rollback_to(std::int64_t version) {
     orphans_.erase(orphans_.upper_bound(version), orphans_.end());
     latest_ = std::move(reloaded);
   }
+  set_durable(version);  // the newer versions it counted are gone
   // Scan, then write (a store may not take writes from inside its own scan), in bounded rounds.
   for (bool more = true; more;) {
     write_batch nodes;
@@ -713,8 +721,11 @@ snapshot versioned_tree::adopt_import(std::int64_t version, const std::optional<
     on_store_[version] = record;  // from here on, the version exists
   }
   snapshot s = load_version(version, record);
-  std::lock_guard lock(mutex_);
-  latest_ = s;
+  {
+    std::lock_guard lock(mutex_);
+    latest_ = s;
+  }
+  set_durable(version);  // written with sync
   return s;
 }
 

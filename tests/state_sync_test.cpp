@@ -502,6 +502,19 @@ TEST_F(Rejection, TreesThatAreNotIavlTrees) {
   EXPECT_EQ(import_string_into_memory(rebuilt(p)).size(), 4);
 }
 
+// An imported version is written synced: durable at once, as a committed one is once written.
+TEST(StateSync, AnImportedVersionIsDurable) {
+  iavl::versioned_tree source;
+  (void)random_history(source, 3, 3, 50, 40);
+  const std::string stream = export_string(source.last_commit());
+  for (const bool background : {false, true}) {
+    SCOPED_TRACE(background ? "background writes" : "writes in commit");
+    iavl::versioned_tree db(iavl::options{.store = iavl::open_memory_store(), .background_writes = background});
+    EXPECT_EQ(import_string(db, stream).version(), 3);
+    EXPECT_EQ(db.durable_version(), 3);
+  }
+}
+
 TEST(StateSync, ImportIntoANonEmptyTreeIsRejected) {
   iavl::versioned_tree original;
   random_history(original, 9, 2, 50, 100);

@@ -1,8 +1,10 @@
 // Node stores and store-backed versioned trees. One conformance suite runs on every backend.
 #include <gtest/gtest.h>
+#include <leveldb/db.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <map>
 #include <optional>
@@ -221,6 +223,16 @@ class StoredTree : public ::testing::Test {
 TYPED_TEST_SUITE(StoredTree, backends);
 
 using model = std::map<std::string, std::string>;
+
+// Expects `use` to throw an iavl::error of `code`; `what` names the use.
+void expect_error(iavl::errc code, const std::string& what, const std::function<void()>& use) {
+  try {
+    use();
+    ADD_FAILURE() << what << " worked";
+  } catch (const iavl::error& e) {
+    EXPECT_EQ(e.code(), code) << what << ": " << e.what();
+  }
+}
 
 // Applies one version's worth of random changes to both a stored tree and an in-memory twin.
 void random_version(std::mt19937_64& rng, iavl::tree& a, iavl::tree& b, model& m, int ops) {
@@ -453,6 +465,7 @@ TYPED_TEST(StoredTree, RollbackToAnOlderVersionDeletesNewerOnes) {
     iavl::tree stale = db.branch();
     db.rollback_to(3);
     EXPECT_EQ(db.latest_version(), 3);
+    EXPECT_EQ(db.durable_version(), 3);  // not the 6 it was before
     EXPECT_EQ(db.versions(), (std::vector<std::int64_t>{1, 2, 3}));
     EXPECT_EQ(db.last_commit().hash(), twin.at(3).hash());
     EXPECT_THROW((void)db.commit(std::move(stale)), iavl::error);
@@ -510,6 +523,43 @@ TEST(Rollback, DeletesVersionsOfMoreThanOneBatch) {
   db.rollback_to(1);
   EXPECT_EQ(stored_nodes(*store), 0u);
   EXPECT_EQ(db.latest_version(), 1);
+}
+
+// A tree branched before rollback_to is stale, also once the version it branched from is
+// committed again with the same writes: the same number and hash, but other nodes (here with
+// other nonces). Committing it wrote a version whose nodes named records the rollback deleted.
+TEST(Rollback, ATreeBranchedBeforeStaysStaleWhenItsVersionComesBackTheSame) {
+  for (const bool stored : {false, true}) {
+    SCOPED_TRACE(stored ? "memory store" : "no store");
+    iavl::options o;
+    if (stored) o.store = iavl::open_memory_store();
+    iavl::versioned_tree db(o);
+    for (int v = 1; v <= 3; ++v) {
+      iavl::tree t = db.branch();
+      for (int i = 0; i < 50; ++i) t.set("k" + std::to_string(i), "v" + std::to_string(v));
+      (void)db.commit(std::move(t));
+    }
+    auto commit_version_4 = [&](bool hash_after_each_set) {
+      iavl::tree t = db.branch();
+      for (const char* k : {"k10", "k20", "k30", "k40"}) {
+        t.set(k, "four");
+        if (hash_after_each_set) (void)t.working_hash();
+      }
+      return db.commit(std::move(t)).hash();
+    };
+    const iavl::hash256 first = commit_version_4(true);
+    iavl::tree stale = db.branch();
+    stale.set("k25", "five");
+    db.rollback_to(3);
+    ASSERT_EQ(commit_version_4(false), first);
+    expect_error(iavl::errc::stale_branch, "commit", [&] { (void)db.commit(std::move(stale)); });
+    EXPECT_EQ(db.latest_version(), 4);
+    if (stored) {
+      iavl::versioned_tree reopened(iavl::options{.store = o.store});
+      EXPECT_EQ(reopened.latest_version(), 4);
+      EXPECT_NO_THROW(reopened.last_commit().verify());
+    }
+  }
 }
 
 // Commits a version of `n` keys "k0", "k1", ... with values "value of k0", ...; returns them.
@@ -806,6 +856,146 @@ TEST(StoreFailures, AFailedCommitChangesNothingAndCanBeRetried) {
   iavl::versioned_tree reopened(iavl::options{.store = store});
   EXPECT_EQ(reopened.last_commit().hash(), twin.last_commit().hash());
   reopened.last_commit().verify();
+}
+
+// A node read that fails inside a write leaves the working tree half changed (the write had
+// taken its root). From then on every use of it, and its commit, throws the read's error, and
+// the versions stay as they were. Before, the tree read as empty, and committing it wrote an
+// empty version that reported the old root hash.
+TEST(StoreFailures, AWriteWhoseNodeReadFailsLosesTheTreeLoudly) {
+  auto store = std::make_shared<failing_store>();
+  iavl::hash256 first;
+  {
+    iavl::versioned_tree db(iavl::options{.store = store});
+    iavl::tree t = db.branch();
+    for (int i = 0; i < 100; ++i) t.set("k" + std::to_string(i), "v");
+    first = db.commit(std::move(t)).hash();
+  }
+  auto expect_lost = [](iavl::versioned_tree& db, iavl::tree& t) {
+    const iavl::errc io = iavl::errc::io_error;
+    expect_error(io, "get", [&] { (void)t.get("k1"); });
+    expect_error(io, "size", [&] { (void)t.size(); });
+    expect_error(io, "set", [&] { t.set("k1", "w"); });
+    expect_error(io, "working_hash", [&] { (void)t.working_hash(); });
+    expect_error(io, "commit", [&] { (void)db.commit(std::move(t)); });
+    EXPECT_EQ(db.latest_version(), 1);
+  };
+  for (const bool removal : {false, true}) {
+    SCOPED_TRACE(removal ? "remove" : "set");
+    store->reads_left = -1;
+    iavl::versioned_tree db(iavl::options{.store = store});  // reopened: the root alone is in memory
+    iavl::tree t = db.branch();
+    bool failed = false;
+    if (!removal) {
+      store->reads_left = 0;
+      EXPECT_THROW(t.set("k50", "new"), iavl::error);
+      failed = true;
+    }
+    // A removal reads the path first (a failure then changes nothing); what fails part way is a
+    // read its rebalancing needs, which some removal meets.
+    for (int i = 0; removal && i < 100 && !failed; ++i) {
+      const std::string k = "k" + std::to_string(i);
+      store->reads_left = -1;
+      ASSERT_TRUE(t.has(k));
+      store->reads_left = 0;
+      try {
+        (void)t.remove(k);
+      } catch (const iavl::error& e) {
+        EXPECT_EQ(e.code(), iavl::errc::io_error);
+        failed = true;
+      }
+    }
+    ASSERT_TRUE(failed);
+    store->reads_left = -1;  // the store is well again, the tree stays lost
+    expect_lost(db, t);
+    iavl::tree fresh = db.branch();
+    fresh.set("k50", "new");
+    EXPECT_EQ(fresh.size(), 100);
+  }
+  iavl::versioned_tree reopened(iavl::options{.store = store});
+  EXPECT_EQ(reopened.latest_version(), 1);
+  EXPECT_EQ(reopened.last_commit().hash(), first);
+  EXPECT_EQ(reopened.last_commit().size(), 100);
+  reopened.last_commit().verify();
+}
+
+// The same at every read a run of writes makes. A read that fails in a removal's lookup, before
+// any change, leaves the tree as it was; one that fails part way loses it loudly. Either way
+// the versions stay whole, and nothing leaks (the sanitizer build checks that): the failed step
+// frees the copies it made, the tree's own nodes and the counts it held.
+TEST(StoreFailures, WritesFailingAtAnyOfTheirReadsLeaveTheVersionsWholeAndLeakNothing) {
+  auto store = std::make_shared<failing_store>();
+  model committed;
+  {
+    iavl::versioned_tree db(iavl::options{.store = store});
+    committed = commit_keys(db, 300);
+  }
+  std::mt19937_64 rng(5);
+  int lost = 0, intact = 0;
+  for (int allowed = 0; allowed < 60; ++allowed) {
+    SCOPED_TRACE("reads allowed: " + std::to_string(allowed));
+    store->reads_left = -1;
+    iavl::versioned_tree db(iavl::options{.store = store});  // reopened: nodes load as walks need them
+    iavl::tree t = db.branch();
+    model m = committed;
+    for (int i = 0; i < 20; ++i) {  // own nodes, and counted loads below them
+      t.set("new" + std::to_string(i), "x");
+      m["new" + std::to_string(i)] = "x";
+    }
+    store->reads_left = allowed;
+    try {
+      for (int i = 0; i < 40; ++i) {
+        const std::string k = "k" + std::to_string(rng() % 300);
+        if (i % 2 == 0) {
+          (void)t.remove(k);
+          m.erase(k);
+        } else {
+          t.set(k, "y");
+          m[k] = "y";
+        }
+      }
+    } catch (const iavl::error& e) {
+      EXPECT_EQ(e.code(), iavl::errc::io_error) << e.what();
+      store->reads_left = -1;
+      try {
+        model seen;
+        for (auto [key, value] : t.range()) seen.emplace(key, value);
+        EXPECT_EQ(seen, m);  // as before the failed write
+        t.verify();
+        ++intact;
+      } catch (const iavl::error& lost_error) {
+        EXPECT_EQ(lost_error.code(), iavl::errc::io_error) << lost_error.what();
+        ++lost;
+      }
+    }
+  }
+  EXPECT_GT(lost, 10);
+  EXPECT_GT(intact, 0);
+  store->reads_left = -1;
+  iavl::versioned_tree reopened(iavl::options{.store = store});
+  EXPECT_EQ(reopened.latest_version(), 1);
+  expect_contents(reopened.last_commit(), committed);
+  reopened.last_commit().verify();
+}
+
+// A working tree that was moved from, as a commit does, says so instead of reading as empty.
+TEST(StoreFailures, AMovedFromTreeSaysSo) {
+  iavl::versioned_tree db;
+  iavl::tree t = db.branch();
+  t.set("k", "v");
+  (void)db.commit(std::move(t));
+  iavl::tree u = db.branch();
+  iavl::tree w = std::move(u);
+  for (iavl::tree* gone : {&t, &u}) {
+    const iavl::errc misuse = iavl::errc::invalid_argument;
+    expect_error(misuse, "get", [&] { (void)gone->get("k"); });
+    expect_error(misuse, "size", [&] { (void)gone->size(); });
+    expect_error(misuse, "set", [&] { gone->set("a", "b"); });
+    expect_error(misuse, "commit", [&] { (void)db.commit(std::move(*gone)); });
+  }
+  EXPECT_EQ(w.get("k"), "v");
+  u = db.branch();  // a new tree in its place is fine
+  EXPECT_EQ(u.size(), 1);
 }
 
 TEST(StoreFailures, AFailedBackgroundWriteStopsLaterCommits) {
@@ -1154,6 +1344,40 @@ TEST(NodeRecords, ADamagedSplitKeyIsCorruption) {
   expect_typed_errors_only(store, "checksum mismatch");
 }
 
+// Another program's LevelDB database holds keys outside iavl's two prefixes, or inside them but
+// not of iavl's form, which iavl's scans do not list: it is no database of ours, and stays
+// untouched (it was taken for an empty one and written into).
+TEST(LevelDbStore, AnotherProgramsDatabaseIsNotTakenForAnEmptyOne) {
+  test_support::temp_dir dir;
+  const std::vector<std::string> keys = {"name/bob", "s\x01\x02", "user/alice"};
+  for (const std::string& only : keys) {
+    SCOPED_TRACE(only);
+    const std::string path = (dir.path() / "db").string();
+    fs::remove_all(path);
+    auto count_keys = [&] {
+      leveldb::DB* raw = nullptr;
+      EXPECT_TRUE(leveldb::DB::Open(leveldb::Options(), path, &raw).ok());
+      std::unique_ptr<leveldb::DB> db(raw);
+      std::unique_ptr<leveldb::Iterator> it(db->NewIterator(leveldb::ReadOptions()));
+      std::size_t n = 0;
+      for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+      return n;
+    };
+    {
+      leveldb::Options o;
+      o.create_if_missing = true;
+      leveldb::DB* raw = nullptr;
+      ASSERT_TRUE(leveldb::DB::Open(o, path, &raw).ok());
+      std::unique_ptr<leveldb::DB> db(raw);
+      ASSERT_TRUE(db->Put(leveldb::WriteOptions(), only, "theirs").ok());
+    }
+    expect_error(iavl::errc::not_a_database, "opening", [&] {
+      iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, {.create_if_missing = false})});
+    });
+    EXPECT_EQ(count_keys(), 1u);
+  }
+}
+
 TEST(LevelDbStore, PathsThatAreNotDatabasesAreRejected) {
   test_support::temp_dir dir;
   const fs::path file = dir.path() / "file";
@@ -1269,20 +1493,25 @@ TEST(LevelDbStore, ADamagedSplitKeyIsATypedError) {
       (void)db.commit(std::move(later));
     }
   }
-  // An inner node's record: kind 01, key length 7, then the key (docs/format.md).
+  // An inner node's record: kind 01, key length 7, then the key (docs/format.md). The middle one
+  // of a table: its block is not one that opening the store reads (the head of each version's
+  // run), which would make opening fail (ADamagedRootRecordIsCorruptionAndDeletesNothing).
+  const std::string pattern("\x01\x07key1", 5);
   std::string bytes;
   fs::path table;
   for (const auto& e : fs::directory_iterator(path)) {
     if (e.path().extension() != ".ldb") continue;
     std::ifstream in(e.path(), std::ios::binary);
     bytes.assign(std::istreambuf_iterator<char>(in), {});
-    if (bytes.find(std::string("\x01\x07key1", 5)) != std::string::npos) {
+    if (bytes.find(pattern) != std::string::npos) {
       table = e.path();
       break;
     }
   }
   ASSERT_FALSE(table.empty());
-  const std::size_t at = bytes.find(std::string("\x01\x07key1", 5)) + 2 + 6;  // the key's last byte
+  std::vector<std::size_t> found;
+  for (std::size_t i = bytes.find(pattern); i != std::string::npos; i = bytes.find(pattern, i + 1)) found.push_back(i);
+  const std::size_t at = found[found.size() / 2] + 2 + 6;  // the key's last byte
   {
     std::fstream f(table, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(static_cast<std::streamoff>(at));
@@ -1295,6 +1524,65 @@ TEST(LevelDbStore, ADamagedSplitKeyIsATypedError) {
     corrupt += answers_or_corruption(db.at(v), m, {});
   }
   EXPECT_GT(corrupt, 0);
+}
+
+// LevelDB's iterators step over a table block that fails its checksum and only record the
+// error. Opening a store seeks once per version for the root record that heads its run: with
+// that record's block damaged, the version was silently absent, and when it was the latest,
+// opening deleted its nodes as the pieces of an unfinished write. It must be a typed error that
+// deletes nothing: with the byte restored, every version is back.
+TEST(LevelDbStore, ADamagedRootRecordIsCorruptionAndDeletesNothing) {
+  for (const std::int64_t damaged : {3, 5}) {  // a version in the middle, the latest
+    SCOPED_TRACE("version " + std::to_string(damaged));
+    test_support::temp_dir dir;
+    const fs::path path = dir.path() / "db";
+    std::map<std::int64_t, iavl::hash256> hashes;
+    {
+      iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path)});
+      for (int v = 1; v <= 5; ++v) {  // 300 keys a version: its run spans many blocks
+        iavl::tree t = db.branch();
+        for (int i = 0; i < 300; ++i) t.set("v" + std::to_string(v) + "/" + std::to_string(i), std::string(100, 'x'));
+        hashes[v] = db.commit(std::move(t)).hash();
+      }
+    }
+    (void)iavl::open_leveldb_store(path, {.create_if_missing = false});  // its recovery puts the log in a table
+    // The root hash is in the version's root record only (the index of versions is written
+    // every 1024th version).
+    fs::path table;
+    std::size_t at = std::string::npos;
+    for (const auto& e : fs::directory_iterator(path)) {
+      if (e.path().extension() != ".ldb") continue;
+      std::ifstream in(e.path(), std::ios::binary);
+      const std::string bytes(std::istreambuf_iterator<char>(in), {});
+      const std::size_t found = bytes.find(hashes[damaged].view());
+      if (found == std::string::npos) continue;
+      ASSERT_EQ(at, std::string::npos) << "the hash is in two places";
+      ASSERT_EQ(bytes.find(hashes[damaged].view(), found + 1), std::string::npos);
+      table = e.path();
+      at = found;
+    }
+    ASSERT_FALSE(table.empty());
+    auto flip = [&] {
+      std::fstream f(table, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(static_cast<std::streamoff>(at));
+      const char b = static_cast<char>(f.get());
+      f.seekp(static_cast<std::streamoff>(at));
+      f.put(static_cast<char>(b ^ 0x10));
+    };
+    flip();
+    expect_error(iavl::errc::corruption, "opening", [&] {
+      iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, {.create_if_missing = false})});
+    });
+    flip();
+    iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, {.create_if_missing = false})});
+    EXPECT_EQ(db.versions(), (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+    for (const auto& [v, hash] : hashes) {
+      const iavl::snapshot s = db.at(v);
+      EXPECT_EQ(s.hash(), hash) << v;
+      EXPECT_EQ(s.size(), 300 * v) << v;
+      EXPECT_NO_THROW(s.verify()) << v;
+    }
+  }
 }
 
 // Flips bytes in the table files of a closed database: opening or reading it must fail with a

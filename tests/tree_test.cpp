@@ -234,6 +234,21 @@ TEST(Tree, RangesAreHalfOpenInBothOrders) {
   EXPECT_EQ(keys_of(iavl::tree().range()), v{});
 }
 
+// A range keeps its bounds: bounds built in the call (in a range-for loop, or for a range kept
+// in a variable) are destroyed before its iteration starts.
+TEST(Tree, RangesKeepCopiesOfTheirBounds) {
+  iavl::tree t;
+  const std::string prefix = "a prefix long enough for the heap/";
+  for (int i = 0; i < 10; ++i) t.set(prefix + std::to_string(i), "v");
+  const iavl::entry_range r = t.range(prefix + "3", prefix + "6");
+  // Likely where the bounds were: if the range still pointed there, it would read these.
+  const std::string reuse_1(prefix.size() + 1, 'z'), reuse_2(prefix.size() + 1, '\0');
+  EXPECT_EQ(keys_of(r), (std::vector<std::string>{prefix + "3", prefix + "4", prefix + "5"}));
+  std::vector<std::string> seen;
+  for (auto [key, value] : t.range(prefix + "7", prefix + "9")) seen.emplace_back(key);
+  EXPECT_EQ(seen, (std::vector<std::string>{prefix + "7", prefix + "8"}));
+}
+
 TEST(Tree, PositionsByIndexAndKey) {
   const iavl::tree t = numbered(100);
   for (int i = 0; i < 100; ++i) {

@@ -134,7 +134,8 @@ class node_store {
                          const std::function<bool(std::string_view name, std::string_view value)>& fn) const = 0;
 
   /// Calls fn(key) for every stored node with first_version <= key.version <= last_version, in
-  /// key order, until fn returns false.
+  /// key order, until fn returns false. Like scan_meta, throws `corruption` when a record on the
+  /// way could not be read, also after fn stopped the scan: a scan must not skip records.
   virtual void scan_nodes(std::int64_t first_version, std::int64_t last_version,
                           const std::function<bool(node_key key)>& fn) const = 0;
 
@@ -145,6 +146,16 @@ class node_store {
 
   /// Approximate bytes the store occupies (on disk, or in memory for the memory store).
   [[nodiscard]] virtual std::uint64_t size_bytes() const = 0;
+
+  /// Whether the store holds no records at all: a store without iavl's format record is taken
+  /// for a new database only then. A backend that may hold records neither scan lists (another
+  /// program's, in a shared key space) overrides it to count those too.
+  [[nodiscard]] virtual bool empty() const {
+    bool empty = true;
+    scan_meta("", [&](std::string_view, std::string_view) { return empty = false; });
+    if (empty) scan_nodes(0, INT64_MAX, [&](node_key) { return empty = false; });
+    return empty;
+  }
 };
 
 /// A store that keeps serialized nodes in memory, for tests and benchmarks; its contents vanish

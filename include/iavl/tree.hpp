@@ -155,7 +155,8 @@ class iterator {
 };
 static_assert(std::input_iterator<iterator>);
 
-/// The entries of a key range; `for (auto [key, value] : t.range(...))`.
+/// The entries of a key range; `for (auto [key, value] : t.range(...))`. It keeps copies of its
+/// bounds: in that loop, bounds built in the call are gone before begin() runs.
 class entry_range {
  public:
   entry_range(const detail::node* root, detail::root_ref keep, std::optional<std::string_view> start,
@@ -167,7 +168,7 @@ class entry_range {
  private:
   const detail::node* root_;
   detail::root_ref keep_;
-  std::optional<std::string_view> start_, end_;
+  std::optional<std::string> start_, end_;
   order order_;
 };
 
@@ -180,10 +181,12 @@ class tree_view {
   [[nodiscard]] bool has(std::string_view key) const;
   /// Number of keys. O(1).
   [[nodiscard]] std::int64_t size() const {
+    check_usable();
     return (root_ ? detail::size_of(root_) : 0) + (buffer_ ? buffer_->size_change : 0);
   }
   /// Height of the root (0 for one key or none). O(1), after applying deferred writes.
   [[nodiscard]] int height() const {
+    check_usable();
     apply_buffer();
     return root_ ? root_->height : 0;
   }
@@ -194,6 +197,7 @@ class tree_view {
   [[nodiscard]] entry_range range(std::optional<std::string_view> start = std::nullopt,
                                   std::optional<std::string_view> end = std::nullopt,
                                   order o = order::ascending) const {
+    check_usable();
     apply_buffer();
     return {root_, keep_, start, end, o};
   }
@@ -206,6 +210,7 @@ class tree_view {
   /// versions and hashes (those a parent records for its children, and the root hash). O(n).
   /// Throws iavl::error(errc::corruption) naming the first problem.
   void verify() const {
+    check_usable();
     apply_buffer();
     verify_against(known_root_hash());
   }
@@ -218,6 +223,12 @@ class tree_view {
   /// The root hash a snapshot or a hashed working tree records (null if none yet).
   [[nodiscard]] const hash256* known_root_hash() const { return root_hash_known_ ? &root_hash_ : nullptr; }
   void verify_against(const hash256* root_hash) const;
+  /// Throws unless the tree can be used: a working tree that was moved from (committed trees
+  /// are) or whose write failed part way (see tree::set) cannot.
+  void check_usable() const {
+    if (unusable_) [[unlikely]]
+      throw error(unusable_code_, unusable_);
+  }
   /// Applies a deferred working tree's buffered writes to its nodes (reads that need the tree's
   /// shape call this; a working tree is single-threaded, so it may change under a const read).
   void apply_buffer() const;
@@ -231,6 +242,8 @@ class tree_view {
   // A working tree that writes to its nodes at once: its reads ask for the whole of each node on
   // the path, which a write of the same key (the usual next step) copies.
   bool writes_nodes_ = false;
+  const char* unusable_ = nullptr;  // why the tree cannot be used (check_usable), or null
+  errc unusable_code_ = errc::invalid_argument;
 };
 
 class tree;
@@ -268,9 +281,11 @@ class tree : public tree_view {
   [[nodiscard]] std::int64_t version() const { return version_; }
 
   /// Inserts `key` or replaces its value. O(log n); allocates the new leaf and copies of the
-  /// shared nodes on the key's path (nodes this tree created are edited in place).
+  /// shared nodes on the key's path (nodes this tree created are edited in place). When a node
+  /// read from the store (or an allocation) fails part way, the error is thrown and the tree,
+  /// half changed, is lost: every later use of it throws that error's code. Branch a new one.
   set_result set(std::string_view key, std::string_view value);
-  /// Removes `key`; returns whether it was present. O(log n).
+  /// Removes `key`; returns whether it was present. O(log n). Fails as set() does.
   bool remove(std::string_view key);
   /// The root hash of the tree as it stands, hashing each node changed since the last call
   /// once. O(changed nodes).
@@ -289,6 +304,7 @@ class tree : public tree_view {
   tree(const snapshot& base, writes mode);
   friend class tree_view;
   void set_root(std::uintptr_t bits);
+  void mark_lost() noexcept;  // in a handler of the failure
   set_result set_now(std::string_view key, std::string_view value);
   bool remove_now(std::string_view key);
   void apply_buffered_writes();

@@ -10,7 +10,8 @@
 //     check = db.branch();                                      // reset to the new last commit
 //
 // Without a node store, versions live in memory. With one (options::store), each commit writes
-// the new nodes, the version's root and nothing else in one atomic batch, synced by default, so
+// the new nodes and then the version's root, synced by default: one atomic batch, or pieces of
+// up to 4 MiB for a large version with the root in the last, so a version is whole or absent and
 // a committed version survives a crash at any instant; the tree keeps the latest version's hot
 // nodes in memory within options::cache_bytes and loads the rest on demand. Older versions are
 // kept on disk as the retention policy says; deleting one reclaims every node that no kept
@@ -107,7 +108,9 @@ class versioned_tree {
   void wait_for_writes();
 
   /// Deletes a kept version other than the latest, reclaiming the nodes no kept version reaches,
-  /// and waits until that is done. Throws errc::version_not_found or errc::invalid_argument.
+  /// and waits until that is done. Throws errc::version_not_found or errc::invalid_argument. A
+  /// snapshot of it still held reads what is in memory; a read that needs a node the deletion
+  /// removed throws errc::corruption ("missing from the node store").
   void delete_version(std::int64_t version);
   /// Deletes every kept version older than `version`.
   void delete_versions_before(std::int64_t version);
@@ -147,6 +150,7 @@ class versioned_tree {
   [[nodiscard]] bool writing() const;                                 // a version is being written in the background
   void write_version(std::int64_t version, encoded_nodes& nodes, const detail::node* root, const hash256& hash);
   void after_durable(const snapshot& s, std::int64_t written_bytes);
+  void set_durable(std::int64_t version);
   void write_loop();
   [[nodiscard]] snapshot load_version(std::int64_t version, const root_record& record) const;
   void keep_orphan_list(std::int64_t version, std::vector<node_key>&& list);  // under mutex_

@@ -1,5 +1,6 @@
-// A memory store whose writes fail or are held on demand, for the paths that must survive a
-// failed write and those that race with a pending one. It counts node reads.
+// A memory store whose writes or node reads fail, or whose writes are held, on demand: for the
+// paths that must survive a failed write or read, and those that race with a pending write. It
+// counts node reads.
 #pragma once
 
 #include <atomic>
@@ -21,10 +22,14 @@ class failing_store : public iavl::node_store {
   /// A write returns (after writing) only once this reaches its number.
   std::atomic<long> release_through{LONG_MAX};
 
+  /// When >= 0: that many more node reads succeed, later ones throw errc::io_error.
+  mutable std::atomic<long> reads_left{-1};
   mutable std::atomic<long> node_reads{0};  ///< read_node calls so far
   mutable std::atomic<long> leaf_reads{0};  ///< those that found a leaf (a record of kind 00, docs/format.md)
 
   bool read_node(iavl::node_key k, std::string& out) const override {
+    if (reads_left == 0) throw iavl::error(iavl::errc::io_error, "injected read failure");
+    if (reads_left > 0) --reads_left;
     ++node_reads;
     const bool found = inner->read_node(k, out);
     if (found && !out.empty() && out[0] == '\0') ++leaf_reads;

@@ -325,7 +325,8 @@ inline void release(node* n, memory_account* account) {
 }
 
 /// Frees the nodes a working tree created below (and including) `n`, and releases the committed
-/// ones it loaded into them; borrowed nodes are not its to touch.
+/// ones it loaded into them; borrowed nodes are not its to touch. An empty slot (a write that
+/// failed part way) holds nothing.
 inline void discard(node* n, memory_account* account) {
   if (n->is_committed()) {
     release(n, account);
@@ -334,7 +335,7 @@ inline void discard(node* n, memory_account* account) {
   if (!n->is_leaf()) {
     for (const auto& c : as_inner(n)->child) {
       const std::uintptr_t b = c.bits();
-      if (!is_key(b) && !is_borrowed(b)) discard(pointer_of(b), account);
+      if (b != 0 && !is_key(b) && !is_borrowed(b)) discard(pointer_of(b), account);
     }
   }
   free_node(n);

@@ -10,6 +10,8 @@
 namespace iavl {
 
 namespace detail {
+// Why a working tree that was moved from cannot be used (see tree_view::check_usable).
+inline constexpr const char* moved_from = "this working tree was moved from (a commit takes it): branch a new one";
 inline void check_sizes(std::string_view key, std::string_view value) {
   if (key.size() > max_key_size) {
     throw error(errc::invalid_argument,
@@ -23,6 +25,7 @@ inline void check_sizes(std::string_view key, std::string_view value) {
 }  // namespace detail
 
 inline std::optional<std::string> tree_view::get(std::string_view key) const {
+  check_usable();
   if (buffer_) {
     const auto it = buffer_->last.find(key);
     if (it != buffer_->last.end()) return buffer_->log[it->second].value;
@@ -39,6 +42,7 @@ inline std::optional<std::string> tree_view::get(std::string_view key) const {
 }
 
 inline bool tree_view::has(std::string_view key) const {
+  check_usable();
   if (buffer_) {
     const auto it = buffer_->last.find(key);
     if (it != buffer_->last.end()) return buffer_->log[it->second].value.has_value();
@@ -49,6 +53,7 @@ inline bool tree_view::has(std::string_view key) const {
 }
 
 inline std::optional<entry> tree_view::at(std::int64_t index) const {
+  check_usable();
   apply_buffer();
   if (index < 0 || index >= size()) return std::nullopt;
   const detail::store_guard guard(ctx());
@@ -57,6 +62,7 @@ inline std::optional<entry> tree_view::at(std::int64_t index) const {
 }
 
 inline std::optional<std::int64_t> tree_view::index_of(std::string_view key) const {
+  check_usable();
   apply_buffer();
   const detail::store_guard guard(ctx());
   bool found = false;
@@ -98,6 +104,8 @@ inline tree::tree(tree&& o) noexcept
   root_hash_known_ = o.root_hash_known_;
   buffer_ = std::exchange(o.buffer_, nullptr);
   writes_nodes_ = o.writes_nodes_;
+  unusable_ = std::exchange(o.unusable_, detail::moved_from);
+  unusable_code_ = std::exchange(o.unusable_code_, errc::invalid_argument);
 }
 
 inline tree& tree::operator=(tree&& o) noexcept {
@@ -117,6 +125,8 @@ inline tree& tree::operator=(tree&& o) noexcept {
     owned_buffer_ = std::move(o.owned_buffer_);
     buffer_ = std::exchange(o.buffer_, nullptr);
     writes_nodes_ = o.writes_nodes_;
+    unusable_ = std::exchange(o.unusable_, detail::moved_from);
+    unusable_code_ = std::exchange(o.unusable_code_, errc::invalid_argument);
   }
   return *this;
 }
@@ -140,6 +150,7 @@ inline void tree::set_root(std::uintptr_t bits) {
 }
 
 inline set_result tree::set(std::string_view key, std::string_view value) {
+  check_usable();
   detail::check_sizes(key, value);
   if (!buffer_) return set_now(key, value);
   const bool existed = has(key);
@@ -155,6 +166,7 @@ inline set_result tree::set(std::string_view key, std::string_view value) {
 }
 
 inline bool tree::remove(std::string_view key) {
+  check_usable();
   if (!buffer_) return remove_now(key);
   if (!has(key)) return false;
   buffer_->log.push_back({std::string(key), std::nullopt});
@@ -188,9 +200,14 @@ inline set_result tree::set_now(std::string_view key, std::string_view value) {
     fresh = detail::make_leaf(key, value, version_);
   } else {
     const detail::slot_value current = root_slot();
-    root_bits_ = 0;  // insert takes over the old root's hold (a tree whose store failed is lost)
+    root_bits_ = 0;  // insert takes over the old root's hold
     root_ = nullptr;
-    fresh = detail::insert(current, key, value, updated, write_env());
+    try {
+      fresh = detail::insert(current, key, value, updated, write_env());
+    } catch (...) {
+      mark_lost();
+      throw;
+    }
   }
   set_root(reinterpret_cast<std::uintptr_t>(fresh));
   root_hash_known_ = false;
@@ -203,12 +220,18 @@ inline bool tree::remove_now(std::string_view key) {
   if (!has(key)) return false;  // cosmos/iavl leaves the tree untouched then
   std::optional<std::string> new_key;
   const detail::slot_value current = root_slot();
-  root_bits_ = 0;  // erase takes over the old root's hold (a tree whose store failed is lost)
+  root_bits_ = 0;  // erase takes over the old root's hold
   root_ = nullptr;
-  detail::slot_value rest = detail::erase(current, key, new_key, write_env());
-  if (rest.bits && detail::is_key(rest.bits)) {  // the new root is a child not in memory yet
-    rest.bits = reinterpret_cast<std::uintptr_t>(
-        ctx()->load(detail::unpack_key(rest.bits), rest.hash_valid ? &rest.hash : nullptr));
+  detail::slot_value rest;
+  try {
+    rest = detail::erase(current, key, new_key, write_env());
+    if (rest.bits && detail::is_key(rest.bits)) {  // the new root is a child not in memory yet
+      rest.bits = reinterpret_cast<std::uintptr_t>(
+          ctx()->load(detail::unpack_key(rest.bits), rest.hash_valid ? &rest.hash : nullptr));
+    }
+  } catch (...) {
+    mark_lost();
+    throw;
   }
   set_root(rest.bits);
   root_hash_ = rest.bits ? rest.hash : empty_tree_hash();
@@ -217,7 +240,21 @@ inline bool tree::remove_now(std::string_view key) {
   return true;
 }
 
+// A write that failed part way handed the root to the failed step (insert, erase), which gave it
+// up, freeing what the tree had made: the tree is lost.
+inline void tree::mark_lost() noexcept {
+  unusable_code_ = errc::io_error;
+  try {
+    throw;
+  } catch (const error& e) {
+    unusable_code_ = e.code();
+  } catch (...) {  // an allocation: io_error stands for it
+  }
+  unusable_ = "this working tree was lost when a write to it failed part way: branch a new one";
+}
+
 inline hash256 tree::working_hash() {
+  check_usable();
   (void)own_nodes();
   return root_hash_;
 }

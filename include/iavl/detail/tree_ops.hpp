@@ -288,12 +288,31 @@ inline void update_height(inner_node* n) {
 
 /// edit(), for a path that goes on to child `dir`: with `load`, that child is in memory in the
 /// result. (It is loaded into the node first, for every tree that shares it; the cache may
-/// unload it again before the copy is made, and then the copy loads it for itself.)
+/// unload it again before the copy is made, and then the copy loads it for itself.) Takes the
+/// hold of `bits` also when it throws (a failed store read or allocation): it gives it up then.
 [[nodiscard]] inline inner_node* edit_toward(std::uintptr_t bits, int dir, const write_env& w, bool load = true) {
-  if (load) (void)child(as_inner(pointer_of(bits)), dir, w.ctx);
-  inner_node* e = edit(bits, w);
-  if (load) (void)child(e, dir, w.ctx);
+  inner_node* e = nullptr;
+  try {
+    if (load) (void)child(as_inner(pointer_of(bits)), dir, w.ctx);
+    e = edit(bits, w);
+  } catch (...) {
+    drop(bits, w);
+    throw;
+  }
+  try {
+    if (load) (void)child(e, dir, w.ctx);
+  } catch (...) {
+    discard(e, account_of(w.ctx));
+    throw;
+  }
   return e;
+}
+
+/// After a failure below the editable node `e`: frees it and what it holds, but for its child
+/// `given`, whose hold the failed step took (and gave up).
+inline void abandon(inner_node* e, int given, const write_env& w) {
+  e->child[given].set_bits(0);
+  discard(e, account_of(w.ctx));
 }
 
 /// Makes child `i` of the editable node `parent` editable and returns it.
@@ -341,6 +360,9 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
 /// `updated` when the key existed. `leaf_key` is the split key of the last node above where the
 /// path turned right, if any: the key of the leaf the path leads to (see look_up()), which is
 /// therefore not loaded from the store, as a leaf beside a new key only moves down a level.
+///
+/// A failed store read or allocation throws, and the subtree is lost: the call gives up the
+/// hold of `v` and frees what it made, so that a write that fails part way leaks nothing.
 [[nodiscard]] inline node* insert(const slot_value& v, std::string_view key, std::string_view value, bool& updated,
                                   const write_env& w, std::optional<std::string_view> leaf_key = std::nullopt) {
   if (v.height == 0) {  // a leaf, in memory or not
@@ -352,11 +374,22 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
       drop(v.bits, w);
       return make_leaf(key, value, w.version);
     }
-    inner_node* in = make_inner(c < 0 ? *leaf_key : key, w.version);
+    inner_node* in = nullptr;
+    try {
+      in = make_inner(c < 0 ? *leaf_key : key, w.version);
+    } catch (...) {
+      drop(v.bits, w);
+      throw;
+    }
     in->height = 1;
     const int old_side = c < 0 ? 1 : 0;
     set_slot(in, old_side, v);  // the old leaf, held as it was
-    set_slot(in, 1 - old_side, own_slot(make_leaf(key, value, w.version)));
+    try {
+      set_slot(in, 1 - old_side, own_slot(make_leaf(key, value, w.version)));
+    } catch (...) {
+      discard(in, account_of(w.ctx));
+      throw;
+    }
     return in;
   }
   const auto* in = as_inner(pointer_of(v.bits));
@@ -365,7 +398,13 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
   const bool leaf_key_known = dir == 1 || leaf_key;
   inner_node* e = edit_toward(v.bits, dir, w, !(leaf_key_known && in->facts().child_height[dir] == 0));
   if (dir == 1) leaf_key = e->key();  // e, the tree's own, outlives the call below
-  node* sub = insert(slot_of(e, dir), key, value, updated, w, leaf_key);
+  node* sub = nullptr;
+  try {
+    sub = insert(slot_of(e, dir), key, value, updated, w, leaf_key);
+  } catch (...) {
+    abandon(e, dir, w);
+    throw;
+  }
   if (updated) {  // an update changes no height or size
     e->child[dir].set_bits(reinterpret_cast<std::uintptr_t>(sub));
     e->invalidate_child_hash(dir);
@@ -373,7 +412,12 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
   }
   set_slot(e, dir, own_slot(sub));
   update_height(e);
-  return rebalance(e, w);
+  try {
+    return rebalance(e, w);  // e is whole wherever this throws: its reads come before its changes
+  } catch (...) {
+    discard(e, account_of(w.ctx));
+    throw;
+  }
 }
 
 /// Replaces the key of the editable node `n` (a new allocation: the key is stored inline).
@@ -388,7 +432,7 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
 /// Removes `key`, which must be present, from the subtree `v` refers to. Returns what takes the
 /// subtree's place (bits 0: nothing, the subtree was the removed leaf). `new_key` receives the
 /// new smallest key of the subtree when a removal from the left changed it (cosmos/iavl's
-/// newKey).
+/// newKey). Fails as insert() does, leaking nothing.
 [[nodiscard]] inline slot_value erase(const slot_value& v, std::string_view key, std::optional<std::string>& new_key,
                                       const write_env& w) {
   if (v.height == 0) {  // the key's leaf, in memory or not: it is only dropped
@@ -398,21 +442,32 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
   const auto* in = as_inner(pointer_of(v.bits));
   const int dir = key_less(key, in->key()) ? 0 : 1;
   inner_node* e = edit_toward(v.bits, dir, w, in->facts().child_height[dir] != 0);
-  const slot_value sub = erase(slot_of(e, dir), key, new_key, w);
+  slot_value sub;
+  try {
+    sub = erase(slot_of(e, dir), key, new_key, w);
+    if (!sub.bits && dir == 0) new_key.emplace(e->key());
+  } catch (...) {
+    abandon(e, dir, w);
+    throw;
+  }
   if (!sub.bits) {
     // The removed leaf was a child of this node: its sibling takes the node's place unchanged.
     const slot_value sibling = slot_of(e, 1 - dir);
-    if (dir == 0) new_key.emplace(e->key());
     free_node(e);  // its hold on the sibling moves to the caller
     return sibling;
   }
   set_slot(e, dir, sub);
-  if (dir == 1 && new_key) {
-    e = rekey(e, *new_key);
-    new_key.reset();
+  try {
+    if (dir == 1 && new_key) {
+      e = rekey(e, *new_key);
+      new_key.reset();
+    }
+    update_height(e);
+    return own_slot(rebalance(e, w));  // e is whole wherever these throw
+  } catch (...) {
+    discard(e, account_of(w.ctx));
+    throw;
   }
-  update_height(e);
-  return own_slot(rebalance(e, w));
 }
 
 }  // namespace iavl::detail
