@@ -978,6 +978,27 @@ TEST(StoreFailures, WritesFailingAtAnyOfTheirReadsLeaveTheVersionsWholeAndLeakNo
   reopened.last_commit().verify();
 }
 
+// A deferred (check) tree applies its log when a read needs the nodes: a read failing there,
+// after part of the log is in the nodes, loses the tree too (it committed without the rest).
+TEST(StoreFailures, ADeferredTreeWhoseLogFailsHalfAppliedIsLost) {
+  auto store = std::make_shared<failing_store>();
+  {
+    iavl::versioned_tree db(iavl::options{.store = store});
+    (void)commit_keys(db, 4);
+  }
+  iavl::versioned_tree db(iavl::options{.store = store});  // reopened: the root alone is in memory
+  iavl::tree t = db.branch(iavl::writes::deferred);
+  ASSERT_TRUE(t.remove("k0"));
+  ASSERT_TRUE(t.remove("k1"));  // after k0's removal, k1's leaf is the smallest and not loaded
+  store->reads_left = 0;
+  expect_error(iavl::errc::io_error, "height", [&] { (void)t.height(); });
+  store->reads_left = -1;
+  expect_error(iavl::errc::io_error, "size", [&] { (void)t.size(); });
+  expect_error(iavl::errc::io_error, "commit", [&] { (void)db.commit(std::move(t)); });
+  EXPECT_EQ(db.latest_version(), 1);
+  EXPECT_EQ(db.last_commit().size(), 4);
+}
+
 // A working tree that was moved from, as a commit does, says so instead of reading as empty.
 TEST(StoreFailures, AMovedFromTreeSaysSo) {
   iavl::versioned_tree db;

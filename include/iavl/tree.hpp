@@ -305,6 +305,7 @@ class tree : public tree_view {
   friend class tree_view;
   void set_root(std::uintptr_t bits);
   void mark_lost() noexcept;  // in a handler of the failure
+  void log_write(std::string_view key, std::optional<std::string> value);
   set_result set_now(std::string_view key, std::string_view value);
   bool remove_now(std::string_view key);
   void apply_buffered_writes();

@@ -156,10 +156,9 @@ inline set_result tree::set(std::string_view key, std::string_view value) {
   const bool existed = has(key);
   const auto it = buffer_->last.find(key);
   if (it != buffer_->last.end() && buffer_->log[it->second].value) {
-    buffer_->log[it->second].value.emplace(value);  // sets of a key in a row leave one tree
+    buffer_->log[it->second].value->assign(value);  // sets of a key in a row leave one tree
   } else {
-    buffer_->log.push_back({std::string(key), std::string(value)});
-    buffer_->last[buffer_->log.back().key] = buffer_->log.size() - 1;
+    log_write(key, std::string(value));
   }
   if (!existed) ++buffer_->size_change;
   return existed ? set_result::updated : set_result::inserted;
@@ -169,21 +168,37 @@ inline bool tree::remove(std::string_view key) {
   check_usable();
   if (!buffer_) return remove_now(key);
   if (!has(key)) return false;
-  buffer_->log.push_back({std::string(key), std::nullopt});
-  buffer_->last[buffer_->log.back().key] = buffer_->log.size() - 1;
+  log_write(key, std::nullopt);
   --buffer_->size_change;
   return true;
+}
+
+// Appends a write to a deferred tree's log; when that throws (an allocation), the log is as it was.
+inline void tree::log_write(std::string_view key, std::optional<std::string> value) {
+  buffer_->log.push_back({std::string(key), std::move(value)});
+  try {
+    buffer_->last[buffer_->log.back().key] = buffer_->log.size() - 1;
+  } catch (...) {
+    buffer_->log.pop_back();
+    throw;
+  }
 }
 
 inline void tree::apply_buffered_writes() {
   detail::write_buffer& b = *buffer_;
   buffer_ = nullptr;  // so that the writes below go to the nodes
-  for (const auto& op : b.log) {
-    if (op.value) {
-      (void)set_now(op.key, *op.value);
-    } else {
-      (void)remove_now(op.key);
+  try {
+    for (const auto& op : b.log) {
+      if (op.value) {
+        (void)set_now(op.key, *op.value);
+      } else {
+        (void)remove_now(op.key);
+      }
     }
+  } catch (...) {  // some of the log is in the nodes, the rest not: the tree is lost
+    buffer_ = &b;
+    mark_lost();
+    throw;
   }
   b.log.clear();
   b.last.clear();

@@ -203,7 +203,8 @@ inline void orphan(const node* n, const write_env& w) {
 }
 
 /// Gives up the working tree's hold on a node (and, for its own nodes, on what they hold). A
-/// node not in memory (`bits` is its node key) is a stored one: it is only orphaned.
+/// node not in memory (`bits` is its node key) is a stored one: it is only orphaned. Gives the
+/// hold up also when noting the orphan throws (an allocation).
 inline void drop(std::uintptr_t bits, const write_env& w) {
   if (is_key(bits)) {
     if (w.orphans) w.orphans->push_back(unpack_key(bits));
@@ -211,10 +212,15 @@ inline void drop(std::uintptr_t bits, const write_env& w) {
   }
   switch (hold_of(bits)) {
     case hold::own: discard(pointer_of(bits), account_of(w.ctx)); break;
-    case hold::counted:
+    case hold::counted: {
+      struct release_at_exit {  // after orphan() has read the node, whether it throws or not
+        node* n;
+        memory_account* account;
+        ~release_at_exit() { release(n, account); }
+      } const releasing{pointer_of(bits), account_of(w.ctx)};
       orphan(pointer_of(bits), w);
-      release(pointer_of(bits), account_of(w.ctx));
       break;
+    }
     case hold::borrowed: orphan(pointer_of(bits), w); break;
   }
 }
@@ -275,14 +281,19 @@ inline void update_height(inner_node* n) {
 
 /// The inner node that `bits` refers to, made editable by the working tree: its own node
 /// itself, else a copy in the working version (cosmos/iavl's node.clone(version)).
+/// When it throws (an allocation), it has taken nothing: the hold of `bits` is the caller's.
 [[nodiscard]] inline inner_node* edit(std::uintptr_t bits, const write_env& w) {
   auto* n = as_inner(pointer_of(bits));
   const hold h = hold_of(bits);
   if (h == hold::own) return n;
-  orphan(n, w);
-  if (h == hold::borrowed) return clone_inner(n, w.version, false);
-  inner_node* c = clone_inner(n, w.version, true);
-  release(n, account_of(w.ctx));
+  inner_node* c = clone_inner(n, w.version, h == hold::counted);
+  try {
+    orphan(n, w);
+  } catch (...) {
+    discard(c, account_of(w.ctx));  // and the counts the copy took
+    throw;
+  }
+  if (h == hold::counted) release(n, account_of(w.ctx));
   return c;
 }
 
