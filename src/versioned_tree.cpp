@@ -455,6 +455,8 @@ void versioned_tree::schedule_trim(const snapshot& latest, std::int64_t room) {
 
 void versioned_tree::trim_cache() {
   std::lock_guard serial(commit_mutex_);
+  // A version still to be written (background writes) has nodes that could not be loaded again.
+  wait_for_writes();
   ctx_->reclaim().flush();  // what old versions held counts until it is freed
   if (!cache_) return;
   schedule_trim(last_commit(), 0);

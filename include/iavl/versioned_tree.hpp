@@ -125,7 +125,8 @@ class versioned_tree {
   /// lags by about one commit); with a store, then unloads cold nodes of the latest version
   /// until memory is within options::cache_bytes. commit() trims too, without waiting. A process
   /// that only reads may call this now and then. Nodes that snapshots of older versions loaded
-  /// stay until those snapshots go.
+  /// stay until those snapshots go. With background writes it first waits for the pending write
+  /// (and throws its error, as wait_for_writes does).
   void trim_cache();
   /// Bytes of memory the persisted nodes in memory take (0 without a store).
   [[nodiscard]] std::int64_t cached_bytes() const;
