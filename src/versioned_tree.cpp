@@ -499,6 +499,7 @@ void versioned_tree::schedule_deletion(std::int64_t version) {
 }
 
 void versioned_tree::delete_version(std::int64_t version) {
+  wait_for_pruning();  // an earlier background deletion's error comes before this one changes anything
   {
     std::lock_guard serial(commit_mutex_);
     wait_for_writes();
@@ -518,6 +519,7 @@ void versioned_tree::delete_version(std::int64_t version) {
 }
 
 void versioned_tree::delete_versions_before(std::int64_t version) {
+  wait_for_pruning();  // as in delete_version
   {
     std::lock_guard serial(commit_mutex_);
     wait_for_writes();
@@ -555,6 +557,8 @@ void versioned_tree::rollback_to(std::int64_t version) {
     record = it->second;
   }
   node_store& store = *opts_.store;
+  // The version's root is read before anything is deleted: when that read fails, nothing changed.
+  snapshot reloaded = load_version(version, record);
   // First the newer versions' roots, atomically: from then on they no longer exist. Their nodes
   // follow in bounded batches; open_store() finishes the job if this is interrupted.
   write_batch roots;
@@ -572,7 +576,6 @@ void versioned_tree::rollback_to(std::int64_t version) {
   indexed_through_ = std::min(indexed_through_, version);
   index.unlock();
   {
-    snapshot reloaded = load_version(version, record);
     std::lock_guard lock(mutex_);
     on_store_.erase(on_store_.upper_bound(version), on_store_.end());
     orphans_.erase(orphans_.upper_bound(version), orphans_.end());

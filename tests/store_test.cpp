@@ -1029,6 +1029,59 @@ TEST(StoreFailures, TrimmingDuringABackgroundWriteKeepsTheVersionBeingWritten) {
   reopened.last_commit().verify();
 }
 
+// rollback_to reads the version it returns to before it deletes anything: a read failing there
+// deleted the newer versions' roots first, and the process went on building on them.
+TEST(StoreFailures, ARollbackWhoseReadFailsChangesNothing) {
+  auto store = std::make_shared<failing_store>();
+  iavl::versioned_tree twin;
+  {
+    iavl::versioned_tree db(iavl::options{.store = store, .cache_bytes = 1});
+    auto commit_both = [&](int v) {
+      iavl::tree t = db.branch(), u = twin.branch();
+      for (int i = 0; i < 50; ++i) {
+        const std::string k = "k" + std::to_string((i * 7 + v * 13) % 80);
+        t.set(k, "v" + std::to_string(v));
+        u.set(k, "v" + std::to_string(v));
+      }
+      (void)db.commit(std::move(t));
+      (void)twin.commit(std::move(u));
+    };
+    for (int v = 1; v <= 6; ++v) commit_both(v);
+    db.trim_cache();  // version 3's root is then read from the store
+    store->reads_left = 0;
+    expect_error(iavl::errc::io_error, "rollback_to", [&] { db.rollback_to(3); });
+    store->reads_left = -1;
+    EXPECT_EQ(db.versions(), (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}));
+    commit_both(7);
+  }
+  iavl::versioned_tree reopened(iavl::options{.store = store});
+  ASSERT_EQ(reopened.versions(), (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7}));
+  for (int v = 1; v <= 7; ++v) EXPECT_EQ(reopened.at(v).hash(), twin.at(v).hash()) << v;
+}
+
+// A background deletion's failure is reported by the next call that waits for deletions. When
+// that is delete_version, it comes before the call changes anything: that call's own deletion
+// went through although it threw, and its retry said the version did not exist.
+TEST(StoreFailures, AnEarlierDeletionsErrorComesBeforeADeletionChangesAnything) {
+  auto store = std::make_shared<failing_store>();
+  iavl::versioned_tree db(iavl::options{.store = store, .keep = {.keep_recent = 2}});
+  auto commit = [&](int v) {
+    iavl::tree t = db.branch();
+    t.set("k" + std::to_string(v), "v");
+    (void)db.commit(std::move(t));
+  };
+  for (int v = 1; v <= 3; ++v) commit(v);
+  db.wait_for_pruning();
+  store->writes_left = 1;  // version 4 is written; deleting version 2 (retention) then fails
+  commit(4);
+  expect_error(iavl::errc::io_error, "delete_version", [&] { db.delete_version(3); });
+  store->fail_writes = false;
+  store->writes_left = -1;
+  EXPECT_EQ(db.versions(), (std::vector<std::int64_t>{3, 4}));
+  db.delete_version(3);
+  EXPECT_EQ(db.versions(), (std::vector<std::int64_t>{4}));
+}
+
 // A working tree that was moved from, as a commit does, says so instead of reading as empty.
 TEST(StoreFailures, AMovedFromTreeSaysSo) {
   iavl::versioned_tree db;

@@ -108,7 +108,8 @@ class versioned_tree {
   void wait_for_writes();
 
   /// Deletes a kept version other than the latest, reclaiming the nodes no kept version reaches,
-  /// and waits until that is done. Throws errc::version_not_found or errc::invalid_argument. A
+  /// and waits until that is done. Throws errc::version_not_found or errc::invalid_argument, or
+  /// first, before it changes anything, an earlier background deletion's failure. A
   /// snapshot of it still held reads what is in memory; a read that needs a node the deletion
   /// removed throws errc::corruption ("missing from the node store").
   void delete_version(std::int64_t version);
