@@ -718,16 +718,17 @@ void versioned_tree::walk_orphans(std::int64_t version, std::int64_t previous, c
 snapshot versioned_tree::adopt_import(std::int64_t version, const std::optional<node_key>& root, const hash256& hash,
                                       write_batch& last) {
   const root_record record{root, hash};
+  // The last nodes, then the root read back, then the root record: when the read fails, there
+  // is no version yet, and the importer deletes the nodes it wrote.
+  if (!last.empty()) opts_.store->write(last, false);
+  snapshot s = load_version(version, record);
   // Indexed at once: the imported nodes' versions run from 1 to `version`, and opening the store
-  // seeks through every version after the index.
-  write_with_root(version, encode_root(root, hash), last, true);
+  // seeks through every version after the index. Synced, which makes the nodes durable too.
+  write_batch root_only;
+  write_with_root(version, encode_root(root, hash), root_only, true);
   {
     std::lock_guard lock(mutex_);
     on_store_[version] = record;  // from here on, the version exists
-  }
-  snapshot s = load_version(version, record);
-  {
-    std::lock_guard lock(mutex_);
     latest_ = s;
   }
   set_durable(version);  // written with sync

@@ -165,8 +165,8 @@ class versioned_tree {
   void stop_pruner();
 
   // State sync (src/state_sync.cpp) imports into a tree without versions: it writes the nodes,
-  // then adopt_import() writes `last` (the last nodes) with the root record of `version` and
-  // makes it the latest version. Requires commit_mutex_.
+  // then adopt_import() writes `last` (the last nodes), reads the root back, writes the root
+  // record of `version` and makes it the latest version. Requires commit_mutex_.
   friend class detail::importer;
   snapshot adopt_import(std::int64_t version, const std::optional<node_key>& root, const hash256& hash,
                         write_batch& last);
