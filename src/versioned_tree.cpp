@@ -88,14 +88,19 @@ bool stored_children(const node_store& store, node_key key, node_key out[2]) {
   return true;
 }
 
-// Deletes the node records of versions `first` to `last` (their whole runs) in one write.
+// Deletes the node records of versions `first` to `last` (their whole runs), in writes of at
+// most 100,000 deletions, each after its scan (a store may not take writes from inside its own).
 void delete_runs(node_store& store, std::int64_t first, std::int64_t last, bool sync) {
-  write_batch doomed;
-  store.scan_nodes(first, last, [&](node_key k) {
-    doomed.delete_nodes.push_back(k);
-    return true;
-  });
-  if (!doomed.empty()) store.write(doomed, sync);
+  constexpr std::size_t round = 100000;
+  for (bool more = true; more;) {
+    write_batch doomed;
+    store.scan_nodes(first, last, [&](node_key k) {
+      doomed.delete_nodes.push_back(k);
+      return doomed.delete_nodes.size() < round;
+    });
+    more = doomed.delete_nodes.size() == round;
+    if (!doomed.empty()) store.write(doomed, sync);
+  }
 }
 
 }  // namespace
@@ -326,17 +331,17 @@ void versioned_tree::encode_nodes(encoded_nodes& nodes, std::size_t count) {
 void versioned_tree::write_version(std::int64_t version, encoded_nodes& nodes, const detail::node* root,
                                    const hash256& hash) {
   encode_nodes(nodes, nodes.fresh.size());
-  if (torn_version_ == version) {
-    // An earlier attempt may have left pieces of this version in the store, and the tree written
-    // now may have fewer nodes: records past its last nonce would stay, unreachable, in its run.
-    delete_runs(*opts_.store, version, version, false);
-    torn_version_ = 0;
+  if (torn_from_ != 0 && version >= torn_from_) {
+    // Records of no version may be left from torn_from_ up, and the tree written now may have
+    // fewer nodes: records past its last nonce would stay, unreachable, in its run.
+    delete_runs(*opts_.store, torn_from_, INT64_MAX, false);
+    torn_from_ = 0;
   }
   try {
     write_with_root(version, encode_root(root ? std::optional<node_key>(root->key_in_store()) : std::nullopt, hash),
                     nodes.batch, version % index_period == 0);
   } catch (...) {
-    torn_version_ = version;
+    torn_from_ = version;
     throw;
   }
   ctx_->account().bytes.fetch_add(nodes.bytes, std::memory_order_relaxed);
@@ -582,15 +587,11 @@ void versioned_tree::rollback_to(std::int64_t version) {
     latest_ = std::move(reloaded);
   }
   set_durable(version);  // the newer versions it counted are gone
-  // Scan, then write (a store may not take writes from inside its own scan), in bounded rounds.
-  for (bool more = true; more;) {
-    write_batch nodes;
-    store.scan_nodes(version + 1, INT64_MAX, [&](node_key k) {
-      nodes.delete_nodes.push_back(k);
-      return nodes.delete_nodes.size() < 100000;
-    });
-    more = nodes.delete_nodes.size() == 100000;
-    if (!nodes.empty()) store.write(nodes, true);
+  try {
+    delete_runs(store, version + 1, INT64_MAX, true);
+  } catch (...) {
+    torn_from_ = version + 1;  // deleted before the next version is written (or on opening)
+    throw;
   }
 }
 

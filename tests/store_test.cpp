@@ -1059,6 +1059,28 @@ TEST(StoreFailures, ARollbackWhoseReadFailsChangesNothing) {
   for (int v = 1; v <= 7; ++v) EXPECT_EQ(reopened.at(v).hash(), twin.at(v).hash()) << v;
 }
 
+// A rollback_to whose deletion of the newer versions' nodes fails has made those versions gone
+// already (their roots go first). Opening the store deletes the leftovers; a process that went
+// on committing wrote its new versions' runs over them and left the rest for good. It deletes
+// them before it writes the next version.
+TEST(StoreFailures, ARollbackCutShortLeavesNoRecordsOnceTheProcessGoesOn) {
+  auto store = std::make_shared<failing_store>();
+  iavl::versioned_tree db(iavl::options{.store = store});
+  auto commit = [&](int v, int keys) {
+    iavl::tree t = db.branch();
+    for (int i = 0; i < keys; ++i) t.set("k" + std::to_string((i * 7 + v * 13) % 90), "v" + std::to_string(v));
+    (void)db.commit(std::move(t));
+  };
+  for (int v = 1; v <= 8; ++v) commit(v, 60);
+  store->writes_left = 1;  // the roots' deletion is written, the nodes' fails
+  expect_error(iavl::errc::io_error, "rollback_to", [&] { db.rollback_to(6); });
+  store->writes_left = -1;
+  store->fail_writes = false;
+  EXPECT_EQ(db.latest_version(), 6);
+  for (int v = 7; v <= 12; ++v) commit(v, 5);
+  EXPECT_EQ(stored_nodes(*store), reachable(db).size());
+}
+
 // A background deletion's failure is reported by the next call that waits for deletions. When
 // that is delete_version, it comes before the call changes anything: that call's own deletion
 // went through although it threw, and its retry said the version did not exist.

@@ -185,9 +185,10 @@ class versioned_tree {
   void write_with_root(std::int64_t version, const std::string& record, write_batch& batch, bool index);
   static constexpr std::size_t version_piece_bytes = std::size_t{4} << 20;  // see write_leading_pieces()
   void write_leading_pieces(write_batch& batch) const;
-  // A version whose write failed part of the way (its first pieces may be in the store); only
-  // the one thread that writes versions at a time touches it.
-  std::int64_t torn_version_ = 0;
+  // Runs from this version up may hold records of no version (0: none): those of a version
+  // whose write failed part of the way, or of versions a rollback_to did not finish deleting.
+  // Only the one thread that writes versions (or rolls back, with none being written) touches it.
+  std::int64_t torn_from_ = 0;
   mutable std::mutex mutex_;
   snapshot latest_;
   std::map<std::int64_t, snapshot> in_memory_;    // kept versions, without a store
