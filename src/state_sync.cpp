@@ -304,7 +304,7 @@ class importer {
     try {
       return import();
     } catch (...) {
-      if (db_.versions().empty()) discard_written();  // else the version was made; only loading it failed
+      discard_written();  // no version was made: adopt_import() writes the root record last
       throw;
     }
   }
@@ -443,19 +443,10 @@ class importer {
     return db_.adopt_import(version_, root, hash, batch_);
   }
 
-  // The store was empty: every node in it now is one this import wrote. Deleted in bounded
-  // batches, each written after its scan (a store may not take writes while it scans).
+  // The store was empty: every node in it now is one this import wrote.
   void discard_written() noexcept {
     try {
-      for (;;) {
-        write_batch doomed;
-        store_->scan_nodes(0, INT64_MAX, [&](node_key k) {
-          doomed.delete_nodes.push_back(k);
-          return doomed.delete_nodes.size() < 100000;
-        });
-        if (doomed.empty()) return;
-        store_->write(doomed, true);
-      }
+      versioned_tree::delete_runs(*store_, 0, INT64_MAX, true);
     } catch (...) {  // NOLINT(bugprone-empty-catch): opening the store again deletes them
     }
   }

@@ -88,21 +88,6 @@ bool stored_children(const node_store& store, node_key key, node_key out[2]) {
   return true;
 }
 
-// Deletes the node records of versions `first` to `last` (their whole runs), in writes of at
-// most 100,000 deletions, each after its scan (a store may not take writes from inside its own).
-void delete_runs(node_store& store, std::int64_t first, std::int64_t last, bool sync) {
-  constexpr std::size_t round = 100000;
-  for (bool more = true; more;) {
-    write_batch doomed;
-    store.scan_nodes(first, last, [&](node_key k) {
-      doomed.delete_nodes.push_back(k);
-      return doomed.delete_nodes.size() < round;
-    });
-    more = doomed.delete_nodes.size() == round;
-    if (!doomed.empty()) store.write(doomed, sync);
-  }
-}
-
 }  // namespace
 
 versioned_tree::versioned_tree(options opts)
@@ -131,6 +116,21 @@ versioned_tree::~versioned_tree() {
   // Snapshots may outlive the tree; what they drop later is freed by whoever drops it.
   ctx_->reclaim().stop();
   ctx_->helper().stop();
+}
+
+// Deletes the node records of versions `first` to `last` (their whole runs), in writes of at
+// most 100,000 deletions, each after its scan (a store may not take writes from inside its own).
+void versioned_tree::delete_runs(node_store& store, std::int64_t first, std::int64_t last, bool sync) {
+  constexpr std::size_t round = 100000;
+  for (bool more = true; more;) {
+    write_batch doomed;
+    store.scan_nodes(first, last, [&](node_key k) {
+      doomed.delete_nodes.push_back(k);
+      return doomed.delete_nodes.size() < round;
+    });
+    more = doomed.delete_nodes.size() == round;
+    if (!doomed.empty()) store.write(doomed, sync);
+  }
 }
 
 void versioned_tree::open_store() {

@@ -149,7 +149,8 @@ class versioned_tree {
   };
   static constexpr std::size_t encode_step = 256;  // nodes a commit encodes between looks at the writer
   static void encode_nodes(encoded_nodes& nodes, std::size_t count);  // the next `count` (or fewer)
-  [[nodiscard]] bool writing() const;                                 // a version is being written in the background
+  static void delete_runs(node_store& store, std::int64_t first, std::int64_t last, bool sync);
+  [[nodiscard]] bool writing() const;  // a version is being written in the background
   void write_version(std::int64_t version, encoded_nodes& nodes, const detail::node* root, const hash256& hash);
   void after_durable(const snapshot& s, std::int64_t written_bytes);
   void set_durable(std::int64_t version);
