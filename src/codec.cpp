@@ -166,7 +166,7 @@ node* decode_node(node_key key, std::string_view bytes) {
       throw;
     }
     in->height = static_cast<std::uint8_t>(std::max(in->facts().child_height[0], in->facts().child_height[1]) + 1);
-    in->facts().hash_valid = 3;
+    in->set_hash_bits(3);
   } else {
     r.fail("unknown node kind " + std::to_string(kind));
   }

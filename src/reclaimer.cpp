@@ -115,18 +115,53 @@ void helper_thread::both(const std::function<void()>& a, const std::function<voi
   if (failure) std::rethrow_exception(failure);
 }
 
+void helper_thread::post(std::function<void()> task) {
+  {
+    std::lock_guard lock(mutex_);
+    if (running_ && !stopping_) {
+      posted_.push_back(std::move(task));
+      if (posted_.size() == 1) wake_.notify_one();
+      return;
+    }
+  }
+  task();
+}
+
+void helper_thread::flush() {
+  std::unique_lock lock(mutex_);
+  done_.wait(lock, [&] { return !running_ || (posted_.empty() && !running_posted_); });
+}
+
+void helper_thread::stop() {
+  worker::stop();  // run() returns once what was posted is done
+  done_.notify_all();
+}
+
 void helper_thread::run() {
+  std::vector<std::function<void()>> work;
   std::unique_lock lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [&] { return stopping_ || (task_ && !taken_); });
-    if (!task_ || taken_) return;  // stopping, with nothing left to take
-    taken_ = true;
-    const std::function<void()>* task = task_;
-    lock.unlock();
-    (*task)();
-    lock.lock();
-    task_ = nullptr;
-    done_.notify_all();
+    wake_.wait(lock, [&] { return stopping_ || (task_ && !taken_) || !posted_.empty(); });
+    if (task_ && !taken_) {  // a caller of both() waits for it: first
+      taken_ = true;
+      const std::function<void()>* task = task_;
+      lock.unlock();
+      (*task)();
+      lock.lock();
+      task_ = nullptr;
+      done_.notify_all();
+    } else if (!posted_.empty()) {
+      work.swap(posted_);
+      running_posted_ = true;
+      lock.unlock();
+      for (auto& task : work) task();
+      work.clear();
+      lock.lock();
+      running_posted_ = false;
+      done_.notify_all();
+    } else {
+      return;  // stopping, with nothing left to do
+    }
   }
 }
 

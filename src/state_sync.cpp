@@ -395,7 +395,7 @@ class importer {
       n->facts().child_height[i] = static_cast<std::uint8_t>(c.height);
       n->facts().child_hash[i] = c.hash;
     }
-    n->facts().hash_valid = 3;
+    n->set_hash_bits(3);
     pending p{next_key(version), detail::inner_hash(height, n->size(), version, left.hash, right.hash), n->size(),
               height, std::move(left.min_key)};
     put(p.key, n);

@@ -978,6 +978,41 @@ TEST(StoreFailures, WritesFailingAtAnyOfTheirReadsLeaveTheVersionsWholeAndLeakNo
   reopened.last_commit().verify();
 }
 
+// A write that fails part way frees what the tree made below the failure, among it subtrees the
+// tree handed to the helper thread to hash (tree::hand_over), which the helper may be reading at
+// that moment or may reach later: they are freed only once the helper is done with them (under
+// AddressSanitizer, freeing them before is a use after free on the helper's side).
+TEST(StoreFailures, AWriteFailingWhileTheHelperHashesFreesNothingTheHelperHolds) {
+  auto store = std::make_shared<failing_store>();
+  model committed;
+  {
+    iavl::versioned_tree db(iavl::options{.store = store});
+    committed = commit_keys(db, 50000);  // subtrees of height 10 (what is handed over) hold 500 keys or so
+  }
+  iavl::versioned_tree db(iavl::options{.store = store});  // reopened: nodes load as walks need them
+  const std::uint64_t hashed_before = iavl::detail::subtrees_hashed_by_helper.load();
+  std::mt19937_64 rng(3);
+  int failures = 0;
+  for (int round = 0; round < 5; ++round) {
+    store->reads_left = -1;
+    iavl::tree t = db.branch();
+    for (int i = 0; i < 3000; ++i) t.set("k" + std::to_string(rng() % 50000), "y");
+    store->reads_left = 0;
+    try {
+      for (int i = 0; i < 50000; ++i) t.set("k" + std::to_string(rng() % 50000), "z");
+    } catch (const iavl::error& e) {
+      EXPECT_EQ(e.code(), iavl::errc::io_error) << e.what();
+      ++failures;
+    }
+    store->reads_left = -1;
+    expect_error(iavl::errc::io_error, "lost", [&] { (void)t.get("k1"); });
+  }
+  EXPECT_EQ(failures, 5);
+  EXPECT_GT(iavl::detail::subtrees_hashed_by_helper.load(), hashed_before) << "nothing was handed over";
+  expect_contents(db.last_commit(), committed);
+  db.last_commit().verify();
+}
+
 // A deferred (check) tree applies its log when a read needs the nodes: a read failing there,
 // after part of the log is in the nodes, loses the tree too (it committed without the rest).
 TEST(StoreFailures, ADeferredTreeWhoseLogFailsHalfAppliedIsLost) {

@@ -212,6 +212,7 @@ class tree_view {
   void verify() const {
     check_usable();
     apply_buffer();
+    await_helper();
     verify_against(known_root_hash());
   }
 
@@ -232,6 +233,9 @@ class tree_view {
   /// Applies a deferred working tree's buffered writes to its nodes (reads that need the tree's
   /// shape call this; a working tree is single-threaded, so it may change under a const read).
   void apply_buffer() const;
+  /// Waits until the helper thread is done hashing the working tree's nodes (see
+  /// tree::hand_over): for reads of their hashes.
+  void await_helper() const;
 
   detail::write_buffer* buffer_ = nullptr;  // a deferred working tree's pending writes
   detail::root_ref keep_;                   // a snapshot's root; a working tree's base version root
@@ -242,6 +246,7 @@ class tree_view {
   // A working tree that writes to its nodes at once: its reads ask for the whole of each node on
   // the path, which a write of the same key (the usual next step) copies.
   bool writes_nodes_ = false;
+  bool handed_over_ = false;        // a working tree's: the helper thread may be hashing some of its nodes
   const char* unusable_ = nullptr;  // why the tree cannot be used (check_usable), or null
   errc unusable_code_ = errc::invalid_argument;
 };
@@ -310,6 +315,9 @@ class tree : public tree_view {
   bool remove_now(std::string_view key);
   void apply_buffered_writes();
   [[nodiscard]] bool split_hashing();
+  void note_for_hashing(detail::inner_node* settled);
+  void hand_over();
+  void finish_hashing();
   [[nodiscard]] detail::slot_value root_slot() const;
   [[nodiscard]] detail::write_env write_env();
 
@@ -318,6 +326,7 @@ class tree : public tree_view {
   std::vector<detail::node*> own_nodes_;   // valid while root_hash_known_ and own_nodes_known_
   bool own_nodes_known_ = false;
   std::vector<node_key> orphans_;                       // stored nodes of the base version this tree replaced
+  std::vector<detail::inner_node*> to_hand_over_;       // subtrees to hash on the helper thread, next
   std::unique_ptr<detail::write_buffer> owned_buffer_;  // buffer_, for a deferred tree
 };
 

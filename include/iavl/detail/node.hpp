@@ -32,6 +32,7 @@
 #include <cstring>
 #include <new>
 #include <string_view>
+#include <thread>
 
 #include "iavl/detail/node_pool.hpp"
 #include "iavl/hash.hpp"
@@ -42,6 +43,13 @@ namespace iavl::detail {
 // node::flags bits.
 inline constexpr std::uint8_t committed = 1;  // part of a committed version: immutable, counted
 inline constexpr std::uint8_t accessed = 2;   // read since the cache last swept past it
+// A working tree's own node whose subtree it handed to the helper thread for hashing
+// (tree::hand_over); with hashing_started, the helper is hashing it; with hashing_withdrawn, the
+// tree took it back before that, and the helper will only clear the bits. The helper reads a node
+// only while `hashing` is set, and reads below it only once it has started it.
+inline constexpr std::uint8_t hashing = 4;
+inline constexpr std::uint8_t hashing_started = 8;
+inline constexpr std::uint8_t hashing_withdrawn = 16;
 
 // Child slot tags (node pointers are 8-aligned).
 inline constexpr std::uintptr_t key_tag = 1;
@@ -118,6 +126,38 @@ struct node {
   void touch() {
     if (!(flags.load(std::memory_order_relaxed) & accessed)) flags.fetch_or(accessed, std::memory_order_relaxed);
   }
+  /// Before the tree edits a node it handed to the helper thread: takes it back if the helper
+  /// has not started it, else waits until the helper is done with it.
+  void take_back() {
+    std::uint8_t f = flags.load(std::memory_order_acquire);
+    while ((f & hashing) && !(f & hashing_withdrawn)) [[unlikely]] {
+        if (!(f & hashing_started)) {
+          if (flags.compare_exchange_weak(f, f | hashing_withdrawn, std::memory_order_acq_rel)) return;
+        } else {
+          std::this_thread::yield();
+          f = flags.load(std::memory_order_acquire);
+        }
+      }
+  }
+  /// Before a node is freed: waits until the helper thread holds it no more.
+  void let_go_of_helper() {
+    take_back();
+    while (flags.load(std::memory_order_acquire) & hashing) [[unlikely]] std::this_thread::yield();
+  }
+  /// On the helper thread: whether to hash the subtree at this node, handed to it; if so, it calls
+  /// done_hashing() after. A node the tree took back it lets go of at once.
+  [[nodiscard]] bool start_hashing() {
+    std::uint8_t f = flags.load(std::memory_order_acquire);
+    while (!(f & hashing_withdrawn)) {
+      if (flags.compare_exchange_weak(f, f | hashing_started, std::memory_order_acq_rel)) return true;
+    }
+    flags.fetch_and(static_cast<std::uint8_t>(~(hashing | hashing_withdrawn)), std::memory_order_release);
+    return false;
+  }
+  void done_hashing() {
+    flags.fetch_and(static_cast<std::uint8_t>(~(hashing | hashing_started)), std::memory_order_release);
+  }
+  [[nodiscard]] bool handed_to_helper() const { return (flags.load(std::memory_order_acquire) & hashing) != 0; }
   /// Clears the read mark; returns whether it was set.
   bool take_touch() {
     return (flags.fetch_and(static_cast<std::uint8_t>(~accessed), std::memory_order_relaxed) & accessed) != 0;
@@ -141,7 +181,7 @@ static_assert(sizeof(leaf_node) == 24);
 struct child_facts {
   std::uint32_t child_size[2] = {0, 0};   // keys below each child
   std::uint8_t child_height[2] = {0, 0};  // each child's height
-  std::uint8_t hash_valid = 0;            // bit i: child_hash[i] is child i's hash (working trees)
+  std::uint8_t hash_valid = 0;            // bit i: child_hash[i] is child i's hash; see inner_node::hash_bits
   std::uint8_t reserved = 0;
   hash256 child_hash[2];
 };
@@ -165,12 +205,18 @@ struct inner_node : node {
     return *reinterpret_cast<const child_facts*>(reinterpret_cast<const char*>(this) + facts_offset(key_size));
   }
   [[nodiscard]] std::int64_t size() const { return std::int64_t{facts().child_size[0]} + facts().child_size[1]; }
-  [[nodiscard]] bool child_hash_valid(int i) const { return (facts().hash_valid >> i) & 1; }
+  /// hash_valid, read and written atomically (relaxed): a read of the store may check a child
+  /// against it while the helper thread hashes another part of the node's subtree.
+  [[nodiscard]] std::uint8_t hash_bits() const {
+    return std::atomic_ref(const_cast<std::uint8_t&>(facts().hash_valid)).load(std::memory_order_relaxed);
+  }
+  void set_hash_bits(std::uint8_t bits) { std::atomic_ref(facts().hash_valid).store(bits, std::memory_order_relaxed); }
+  [[nodiscard]] bool child_hash_valid(int i) const { return (hash_bits() >> i) & 1; }
   /// Child i's hash if this node knows it, else null: what a loaded child is checked against.
   [[nodiscard]] const hash256* known_child_hash(int i) const {
     return child_hash_valid(i) ? &facts().child_hash[i] : nullptr;
   }
-  void invalidate_child_hash(int i) { facts().hash_valid = static_cast<std::uint8_t>(facts().hash_valid & ~(1 << i)); }
+  void invalidate_child_hash(int i) { set_hash_bits(static_cast<std::uint8_t>(hash_bits() & ~(1 << i))); }
 };
 static_assert(sizeof(inner_node) == 32);
 
@@ -258,6 +304,7 @@ inline void prefetch_children(const node* n) {
 
 /// Frees a node's memory without touching its children.
 inline void free_node(node* n) {
+  n->let_go_of_helper();
   const std::size_t bytes = footprint(n);
   if (n->is_leaf()) {
     as_leaf(n)->~leaf_node();
@@ -332,6 +379,7 @@ inline void discard(node* n, memory_account* account) {
     release(n, account);
     return;
   }
+  n->let_go_of_helper();  // before its subtree is freed
   if (!n->is_leaf()) {
     for (const auto& c : as_inner(n)->child) {
       const std::uintptr_t b = c.bits();

@@ -93,10 +93,18 @@ class reclaimer : public worker {
 };
 
 /// A second thread for work that can be split in two, such as hashing the two halves of a
-/// block's new nodes at once.
+/// block's new nodes at once, and for work handed over to be done meanwhile, such as hashing
+/// the parts of a block's new nodes its next transactions are unlikely to change.
 class helper_thread : public worker {
  public:
   ~helper_thread() { stop(); }
+  void stop();
+
+  /// Runs `task` on the helper, after what was posted before it (now, when the helper is not
+  /// running). `task` must not throw.
+  void post(std::function<void()> task);
+  /// Waits until everything posted so far is done.
+  void flush();
 
   /// Runs `a` on the helper and `b` on the caller; returns when both are done. The caller runs
   /// `a` too when the helper is not running, or has not started `a` by the time `b` is done (on
@@ -110,6 +118,8 @@ class helper_thread : public worker {
   std::condition_variable done_;
   const std::function<void()>* task_ = nullptr;  // the half handed to the helper, until done
   bool taken_ = false;                           // the helper has started task_
+  std::vector<std::function<void()>> posted_;    // post()ed, not started yet
+  bool running_posted_ = false;                  // the helper is running some of them
 };
 
 class store_context {

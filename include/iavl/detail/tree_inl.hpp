@@ -1,6 +1,7 @@
 // Inline definitions of iavl/tree.hpp (the hot paths). Internal.
 #pragma once
 
+#include <algorithm>
 #include <string>
 
 #include "iavl/detail/epoch.hpp"
@@ -99,11 +100,13 @@ inline tree::tree(tree&& o) noexcept
       own_nodes_(std::move(o.own_nodes_)),
       own_nodes_known_(std::exchange(o.own_nodes_known_, false)),
       orphans_(std::move(o.orphans_)),
+      to_hand_over_(std::move(o.to_hand_over_)),
       owned_buffer_(std::move(o.owned_buffer_)) {
   root_hash_ = o.root_hash_;
   root_hash_known_ = o.root_hash_known_;
   buffer_ = std::exchange(o.buffer_, nullptr);
   writes_nodes_ = o.writes_nodes_;
+  handed_over_ = std::exchange(o.handed_over_, false);
   unusable_ = std::exchange(o.unusable_, detail::moved_from);
   unusable_code_ = std::exchange(o.unusable_code_, errc::invalid_argument);
 }
@@ -122,6 +125,8 @@ inline tree& tree::operator=(tree&& o) noexcept {
     own_nodes_ = std::move(o.own_nodes_);
     own_nodes_known_ = std::exchange(o.own_nodes_known_, false);
     orphans_ = std::move(o.orphans_);
+    to_hand_over_ = std::move(o.to_hand_over_);
+    handed_over_ = std::exchange(o.handed_over_, false);
     owned_buffer_ = std::move(o.owned_buffer_);
     buffer_ = std::exchange(o.buffer_, nullptr);
     writes_nodes_ = o.writes_nodes_;
@@ -211,20 +216,24 @@ inline set_result tree::set_now(std::string_view key, std::string_view value) {
   const detail::store_guard guard(ctx());
   detail::node* fresh = nullptr;
   bool updated = false;
+  detail::inner_node* settled = nullptr;
   if (!root_) {
     fresh = detail::make_leaf(key, value, version_);
   } else {
     const detail::slot_value current = root_slot();
     root_bits_ = 0;  // insert takes over the old root's hold
     root_ = nullptr;
+    detail::write_env env = write_env();
+    if (writes_nodes_ && keep_.family()) env.settled = &settled;
     try {
-      fresh = detail::insert(current, key, value, updated, write_env());
+      fresh = detail::insert(current, key, value, updated, env);
     } catch (...) {
       mark_lost();
       throw;
     }
   }
   set_root(reinterpret_cast<std::uintptr_t>(fresh));
+  if (settled && settled != root_) note_for_hashing(settled);
   root_hash_known_ = false;
   own_nodes_known_ = false;
   return updated ? set_result::updated : set_result::inserted;
@@ -233,6 +242,7 @@ inline set_result tree::set_now(std::string_view key, std::string_view value) {
 inline bool tree::remove_now(std::string_view key) {
   const detail::store_guard guard(ctx());
   if (!has(key)) return false;  // cosmos/iavl leaves the tree untouched then
+  to_hand_over_.clear();        // a removal may free some of them
   std::optional<std::string> new_key;
   const detail::slot_value current = root_slot();
   root_bits_ = 0;  // erase takes over the old root's hold
@@ -258,6 +268,7 @@ inline bool tree::remove_now(std::string_view key) {
 // A write that failed part way handed the root to the failed step (insert, erase), which gave it
 // up, freeing what the tree had made: the tree is lost.
 inline void tree::mark_lost() noexcept {
+  to_hand_over_.clear();  // the failed step may have freed some of them
   unusable_code_ = errc::io_error;
   try {
     throw;
@@ -283,15 +294,72 @@ inline bool tree::split_hashing() {
   keep_.family()->helper().both(
       [&] { root->facts().child_hash[1] = detail::hash_of(detail::pointer_of(root->child[1].bits()), &right_nodes); },
       [&] { root->facts().child_hash[0] = detail::hash_of(detail::pointer_of(root->child[0].bits()), &own_nodes_); });
-  root->facts().hash_valid = 3;
+  root->set_hash_bits(3);
   own_nodes_.insert(own_nodes_.end(), right_nodes.begin(), right_nodes.end());  // still children first
   own_nodes_.push_back(root_);
   root_hash_ = detail::hash_of(root_);
   return true;
 }
 
+namespace detail {
+/// Subtrees the helper threads of all trees have hashed (tree::hand_over), for tests.
+inline std::atomic<std::uint64_t> subtrees_hashed_by_helper{0};
+}  // namespace detail
+
+// Hashing a block's new nodes on the helper thread while the block goes on. A write's new path
+// ends in nodes that later writes of a block seldom change again: below a height of
+// settled_height, a subtree of a hundred or so keys. The tree notes the highest such node of
+// each insert's path, and every 32 of them it hands them over: the helper hashes each one's new
+// nodes below it, and the commit then finds their hashes in their slots. A node handed over is
+// not edited or freed until the tree takes it back or the helper is done (node::reclaim_from_helper).
+inline void tree::note_for_hashing(detail::inner_node* settled) {
+  constexpr std::size_t batch = 64;
+  if (std::find(to_hand_over_.begin(), to_hand_over_.end(), settled) != to_hand_over_.end()) return;
+  to_hand_over_.push_back(settled);
+  if (to_hand_over_.size() == batch) hand_over();
+}
+
+inline void tree::hand_over() {
+  std::vector<detail::node*> nodes;
+  nodes.reserve(to_hand_over_.size());
+  for (detail::inner_node* n : to_hand_over_) {
+    if (n->handed_to_helper()) continue;  // taken back, and not let go of by the helper yet
+    n->flags.fetch_or(detail::hashing, std::memory_order_relaxed);
+    nodes.push_back(n);
+  }
+  to_hand_over_.clear();
+  // The helper takes 16 at a time: it fetches their nodes together, and the tree waits for no
+  // more than those when it needs one it handed over.
+  keep_.family()->helper().post([nodes = std::move(nodes)] {
+    constexpr std::size_t chunk = 16;
+    std::vector<detail::node*> started;
+    for (std::size_t i = 0; i < nodes.size(); i += chunk) {
+      started.clear();
+      for (std::size_t j = i; j < std::min(nodes.size(), i + chunk); ++j) {
+        if (nodes[j]->start_hashing()) started.push_back(nodes[j]);  // else taken back
+      }
+      detail::hash_below(started);
+      for (detail::node* n : started) n->done_hashing();
+      detail::subtrees_hashed_by_helper.fetch_add(started.size(), std::memory_order_relaxed);
+    }
+  });
+  handed_over_ = true;
+}
+
+inline void tree_view::await_helper() const {
+  if (handed_over_) keep_.family()->helper().flush();
+}
+
+// What was not handed over yet the commit hashes itself.
+inline void tree::finish_hashing() {
+  to_hand_over_.clear();
+  await_helper();
+  handed_over_ = false;
+}
+
 inline const std::vector<detail::node*>& tree::own_nodes() {
   apply_buffer();
+  finish_hashing();
   if (root_hash_known_ && own_nodes_known_) return own_nodes_;
   const detail::store_guard guard(ctx());
   own_nodes_.clear();

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -119,6 +120,10 @@ struct lookup {
 /// before parents: what a commit writes.
 inline hash256 hash_of(node* n, std::vector<node*>* own = nullptr);
 
+/// Computes the hashes of the working tree's own nodes below each of `roots`, not the roots'
+/// own: what the helper thread does for the subtrees a tree handed over (see tree::hand_over).
+inline void hash_below(std::span<node* const> roots);
+
 /// Lists the working tree's own nodes below (and including) `n` whose hashes are all known.
 inline void list_own(node* n, std::vector<node*>& own) {
   if (!n->is_leaf()) {
@@ -137,20 +142,34 @@ inline void list_own(node* n, std::vector<node*>& own) {
   return inner_hash(in->height, in->size(), n->version(), in->facts().child_hash[0], in->facts().child_hash[1]);
 }
 
+/// hash_of() of each of `roots` (returning the last one's hash), or hash_below() of them
+/// without `hash_roots`.
+inline hash256 hash_new(std::span<node* const> roots, std::vector<node*>* own, bool hash_roots);
+
 inline hash256 hash_of(node* n, std::vector<node*>* own) {
   if (!own && (n->is_leaf() || (as_inner(n)->child_hash_valid(0) && as_inner(n)->child_hash_valid(1)))) {
     return hash_from_slots(n);  // e.g. a node just loaded, checked against its parent's record
   }
+  return hash_new({&n, 1}, own, true);
+}
+
+inline void hash_below(std::span<node* const> roots) { (void)hash_new(roots, nullptr, false); }
+
+inline hash256 hash_new(std::span<node* const> roots, std::vector<node*>* own, bool hash_roots) {
   // The nodes to hash, parents before children, breadth first. A depth-first walk reaches each
   // new node (a cache miss) only through its parent, one at a time; a block's new nodes lie on
   // many paths, and a level of them is known at once, so they are fetched a few entries ahead.
+  // With `own`, the tree's own nodes hashed already (by an earlier call, or the helper thread)
+  // are listed the same way.
   struct pending {
     node* n;
     inner_node* parent;  // null for `n` itself
     int side;
+    bool hashed;  // only to be listed
   };
   constexpr std::size_t ahead = 16;
-  node_pool::scratch_vector<pending> order{{n, nullptr, 0}};
+  node_pool::scratch_vector<pending> order;
+  for (node* n : roots) order.push_back({n, nullptr, 0, false});
   for (std::size_t i = 0; i < order.size(); ++i) {
     if (i + ahead < order.size()) prefetch(order[i + ahead].n);
     if (order[i].n->is_leaf()) continue;
@@ -158,24 +177,25 @@ inline hash256 hash_of(node* n, std::vector<node*>* own) {
     for (int side = 0; side < 2; ++side) {
       const std::uintptr_t b = p->child[side].bits();
       if (!p->child_hash_valid(side)) {  // only the tree's own children lack a hash
-        order.push_back({pointer_of(b), p, side});
+        order.push_back({pointer_of(b), p, side, false});
       } else if (own && !is_key(b) && !is_borrowed(b) && !pointer_of(b)->is_committed()) {
-        list_own(pointer_of(b), *own);  // hashed already, by an earlier call
+        order.push_back({pointer_of(b), p, side, true});
       }
     }
   }
   // Children before parents: each hash goes into its parent's slot before the parent is hashed.
   hash256 h;
-  for (std::size_t i = order.size(); i-- > 0;) {
+  for (std::size_t i = order.size(); i-- > (hash_roots ? 0 : roots.size());) {
     if (i >= ahead) {
       prefetch(order[i - ahead].n);
       if (order[i - ahead].parent) prefetch(order[i - ahead].parent);  // its slot takes the hash
     }
-    h = hash_from_slots(order[i].n);
     if (own) own->push_back(order[i].n);
+    if (order[i].hashed) continue;
+    h = hash_from_slots(order[i].n);
     if (inner_node* p = order[i].parent) {
       p->facts().child_hash[order[i].side] = h;
-      p->facts().hash_valid = static_cast<std::uint8_t>(p->facts().hash_valid | (1 << order[i].side));
+      p->set_hash_bits(static_cast<std::uint8_t>(p->hash_bits() | (1 << order[i].side)));
     }
   }
   return h;
@@ -195,7 +215,12 @@ struct write_env {
   std::int64_t version;            // the working version, given to every node the write rewrites
   const store_context* ctx;        // null for a tree without a store
   std::vector<node_key>* orphans;  // receives the stored nodes the write replaces (may be null)
+  // Receives the highest node on an insert's path of height at most settled_height (may be null):
+  // a subtree that later writes seldom change, which the tree may hand over for hashing.
+  inner_node** settled = nullptr;
 };
+
+inline constexpr int settled_height = 10;
 
 /// Notes that the write replaces committed node `n`: it is not part of the new version.
 inline void orphan(const node* n, const write_env& w) {
@@ -250,8 +275,7 @@ inline void set_slot(inner_node* n, int i, const slot_value& v) {
   n->facts().child_size[i] = v.size;
   n->facts().child_height[i] = v.height;
   const auto bit = static_cast<std::uint8_t>(1 << i);
-  n->facts().hash_valid =
-      static_cast<std::uint8_t>(v.hash_valid ? (n->facts().hash_valid | bit) : (n->facts().hash_valid & ~bit));
+  n->set_hash_bits(static_cast<std::uint8_t>(v.hash_valid ? (n->hash_bits() | bit) : (n->hash_bits() & ~bit)));
 }
 
 inline void update_height(inner_node* n) {
@@ -275,7 +299,7 @@ inline void update_height(inner_node* n) {
     c->facts().child_height[i] = n->facts().child_height[i];
     c->facts().child_hash[i] = n->facts().child_hash[i];
   }
-  c->facts().hash_valid = n->facts().hash_valid;
+  c->set_hash_bits(n->hash_bits());
   return c;
 }
 
@@ -285,7 +309,10 @@ inline void update_height(inner_node* n) {
 [[nodiscard]] inline inner_node* edit(std::uintptr_t bits, const write_env& w) {
   auto* n = as_inner(pointer_of(bits));
   const hold h = hold_of(bits);
-  if (h == hold::own) return n;
+  if (h == hold::own) {
+    n->take_back();
+    return n;
+  }
   inner_node* c = clone_inner(n, w.version, h == hold::counted);
   try {
     orphan(n, w);
@@ -366,6 +393,13 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
   return n;
 }
 
+/// Returns `r`, a node on an insert's path, noting it in `w.settled` if it is low enough. The
+/// path is rewritten bottom up, so the last one noted is the highest.
+inline inner_node* note_settled(inner_node* r, const write_env& w) {
+  if (w.settled && r->height <= settled_height) *w.settled = r;
+  return r;
+}
+
 /// Inserts or updates `key` in the non-empty subtree `bits` refers to, whose hash (as its parent
 /// records it) is `v.hash` when `v.hash_valid`. Returns the new subtree, the tree's own. Sets
 /// `updated` when the key existed. `leaf_key` is the split key of the last node above where the
@@ -401,7 +435,7 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
       discard(in, account_of(w.ctx));
       throw;
     }
-    return in;
+    return note_settled(in, w);
   }
   const auto* in = as_inner(pointer_of(v.bits));
   prefetch_children(in);  // the next node's miss starts while this one is compared and copied
@@ -419,12 +453,12 @@ inline inner_node* rotate(inner_node* n, int dir, const write_env& w) {
   if (updated) {  // an update changes no height or size
     e->child[dir].set_bits(reinterpret_cast<std::uintptr_t>(sub));
     e->invalidate_child_hash(dir);
-    return e;
+    return note_settled(e, w);
   }
   set_slot(e, dir, own_slot(sub));
   update_height(e);
   try {
-    return rebalance(e, w);  // e is whole wherever this throws: its reads come before its changes
+    return note_settled(rebalance(e, w), w);  // e is whole wherever this throws: its reads come before its changes
   } catch (...) {
     discard(e, account_of(w.ctx));
     throw;
