@@ -314,8 +314,7 @@ inline std::atomic<std::uint64_t> subtrees_hashed_by_helper{0};
 // not edited or freed until the tree takes it back or the helper is done (node::reclaim_from_helper).
 inline void tree::note_for_hashing(detail::inner_node* settled) {
   constexpr std::size_t batch = 64;
-  if (std::find(to_hand_over_.begin(), to_hand_over_.end(), settled) != to_hand_over_.end()) return;
-  to_hand_over_.push_back(settled);
+  to_hand_over_.push_back(settled);  // hand_over() skips the second of a node noted twice
   if (to_hand_over_.size() == batch) hand_over();
 }
 
@@ -323,7 +322,8 @@ inline void tree::hand_over() {
   std::vector<detail::node*> nodes;
   nodes.reserve(to_hand_over_.size());
   for (detail::inner_node* n : to_hand_over_) {
-    if (n->handed_to_helper()) continue;  // taken back, and not let go of by the helper yet
+    // Noted twice, or taken back and not let go of by the helper yet: handed over once.
+    if (n->handed_to_helper()) continue;
     n->flags.fetch_or(detail::hashing, std::memory_order_relaxed);
     nodes.push_back(n);
   }
