@@ -679,6 +679,12 @@ void versioned_tree::prune(std::int64_t version) {
   on_store_.erase(version);
   for (std::vector<node_key>* list : lists) std::erase_if(*list, goes);  // deleted now
   std::erase_if(orphans_, [&](const auto& e) { return e.first <= next_version && e.second.empty(); });
+  // What is left of the lists up to the next version serves only the pruning of `previous`,
+  // which the retention policy never does to a multiple of keep_every: drop them (should it be
+  // deleted after all, pruning it walks the store), so that they do not crowd later lists out.
+  if (previous > 0 && opts_.keep.keep_every > 0 && previous % opts_.keep.keep_every == 0) {
+    orphans_.erase(orphans_.upper_bound(previous), orphans_.upper_bound(next_version));
+  }
 }
 
 // The store walk of prune(): a node of the next version with version <= `version` is shared with

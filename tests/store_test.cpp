@@ -575,6 +575,35 @@ model commit_keys(iavl::versioned_tree& db, int n) {
   return m;
 }
 
+// A version kept by keep_every keeps the nodes that the versions after it replaced: their orphan
+// lists keep those entries until it is pruned, which the policy never does. Kept, such leftovers
+// filled the lists' budget (an eighth of the cache) within a few kept versions, and the versions
+// after that got no list, so pruning them walked the store. With the leftovers dropped, pruning
+// reads nothing from the store, version after version.
+TEST(Retention, KeptVersionsLeaveNoOrphanListsBehindThatCrowdOutLaterOnes) {
+  auto store = std::make_shared<test_support::failing_store>();
+  iavl::versioned_tree db(
+      iavl::options{.store = store, .cache_bytes = 1 << 20, .keep = {.keep_recent = 2, .keep_every = 3}});
+  (void)commit_keys(db, 2000);
+  std::mt19937_64 rng(9);
+  long pruning_reads = 0;
+  for (int v = 2; v <= 40; ++v) {
+    iavl::tree t = db.branch();
+    for (int i = 0; i < 100; ++i) t.set("k" + std::to_string(rng() % 2000), std::to_string(v));
+    const long before = store->node_reads;
+    (void)db.commit(std::move(t));
+    db.wait_for_pruning();
+    pruning_reads += store->node_reads - before;
+  }
+  EXPECT_EQ(pruning_reads, 0);
+  std::vector<std::int64_t> kept;
+  for (std::int64_t v = 3; v <= 39; v += 3) kept.push_back(v);
+  kept.push_back(40);
+  EXPECT_EQ(db.versions(), kept);
+  EXPECT_EQ(stored_nodes(*store->inner), reachable(db).size());
+  for (const std::int64_t v : kept) db.at(v).verify();
+}
+
 // Trimming unloads what brings memory back within budget, not much more: not after a full read,
 // which leaves no cold subtree until the sweep has cleared every mark (it then found the root's
 // children cold and unloaded both whole), and not while a working tree's pin holds back the
