@@ -199,11 +199,11 @@ node* load_child(const inner_node* parent, int i, std::uintptr_t bits, const sto
     // The parent knows the child's height and size: a record that disagrees is damaged. (And as
     // heights fall strictly towards the leaves, even a damaged store cannot make a walk loop.)
     if (loaded->height != parent->facts().child_height[i] || size_of(loaded) != parent->facts().child_size[i]) {
-      const node_key k = unpack_key(bits);
-      const std::string found =
-          "height " + std::to_string(loaded->height) + ", size " + std::to_string(size_of(loaded));
-      release(loaded, &ctx->account());
-      throw error(errc::corruption, "corrupt " + describe(k) + ": " + found + " where its parent records height " +
+      const int height = loaded->height;
+      const std::int64_t size = size_of(loaded);
+      release(loaded, &ctx->account());  // before the message, whose allocations may throw
+      throw error(errc::corruption, "corrupt " + describe(unpack_key(bits)) + ": height " + std::to_string(height) +
+                                        ", size " + std::to_string(size) + " where its parent records height " +
                                         std::to_string(parent->facts().child_height[i]) + ", size " +
                                         std::to_string(parent->facts().child_size[i]));
     }
