@@ -157,7 +157,10 @@ struct thread_cache {
     depot& d = shared();
     std::lock_guard lock(d.mutex);
     for (std::size_t c = 0; c < classes; ++c) {
-      if (!lists[c].empty()) d.batches[c].push_back(std::move(lists[c]));
+      try {
+        if (!lists[c].empty()) d.batches[c].push_back(std::move(lists[c]));
+      } catch (const std::bad_alloc&) {  // those objects are lost to the pool, not to the process
+      }
     }
     d.exited_in_use += in_use.load(std::memory_order_relaxed);
     std::erase(d.threads, this);
@@ -193,11 +196,17 @@ struct thread_cache {
     for (std::size_t off = 0; off + object <= slab_size; off += object) lists[c].push(slab + off);
   }  // NOLINT(clang-analyzer-cplusplus.NewDeleteLeaks): slabs live as long as the process, by design
 
+  // Called from deallocate(), which must not throw: when the depot's list cannot grow (an
+  // allocation), the surplus stays here.
   void spill(std::size_t c) {
-    free_list surplus = lists[c].split(batch);
     depot& d = shared();
     std::lock_guard lock(d.mutex);
-    d.batches[c].push_back(std::move(surplus));
+    try {
+      d.batches[c].reserve(d.batches[c].size() + 1);
+    } catch (const std::bad_alloc&) {
+      return;
+    }
+    d.batches[c].push_back(lists[c].split(batch));
   }
 };
 

@@ -1,5 +1,6 @@
 // The reclaimer and helper threads (see detail/store_context.hpp).
 #include <exception>
+#include <new>
 
 #include "iavl/detail/store_context.hpp"
 
@@ -115,13 +116,16 @@ void helper_thread::both(const std::function<void()>& a, const std::function<voi
   if (failure) std::rethrow_exception(failure);
 }
 
-void helper_thread::post(std::function<void()> task) {
+void helper_thread::post(std::function<void()> task) noexcept {
   {
     std::lock_guard lock(mutex_);
     if (running_ && !stopping_) {
-      posted_.push_back(std::move(task));
-      if (posted_.size() == 1) wake_.notify_one();
-      return;
+      try {
+        posted_.push_back(std::move(task));  // when it throws, `task` is as it was
+        if (posted_.size() == 1) wake_.notify_one();
+        return;
+      } catch (const std::bad_alloc&) {
+      }
     }
   }
   task();

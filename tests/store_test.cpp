@@ -17,6 +17,7 @@
 #include "iavl/iavl.hpp"
 #include "iavl/leveldb_store.hpp"
 #include "support/failing_store.hpp"
+#include "support/keys.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -562,18 +563,7 @@ TEST(Rollback, ATreeBranchedBeforeStaysStaleWhenItsVersionComesBackTheSame) {
   }
 }
 
-// Commits a version of `n` keys "k0", "k1", ... with values "value of k0", ...; returns them.
-model commit_keys(iavl::versioned_tree& db, int n) {
-  model m;
-  iavl::tree t = db.branch();
-  for (int i = 0; i < n; ++i) {
-    const std::string k = "k" + std::to_string(i);
-    t.set(k, "value of " + k);
-    m[k] = "value of " + k;
-  }
-  (void)db.commit(std::move(t));
-  return m;
-}
+using test_support::commit_keys;
 
 // A version kept by keep_every keeps the nodes that the versions after it replaced: their orphan
 // lists keep those entries until it is pruned, which the policy never does. Kept, such leftovers

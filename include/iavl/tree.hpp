@@ -315,7 +315,7 @@ class tree : public tree_view {
   bool remove_now(std::string_view key);
   void apply_buffered_writes();
   [[nodiscard]] bool split_hashing();
-  void note_for_hashing(detail::inner_node* settled);
+  void note_for_hashing(detail::inner_node* settled) noexcept;
   void hand_over();
   void finish_hashing();
   [[nodiscard]] detail::slot_value root_slot() const;

@@ -101,8 +101,8 @@ class helper_thread : public worker {
   void stop();
 
   /// Runs `task` on the helper, after what was posted before it (now, when the helper is not
-  /// running). `task` must not throw.
-  void post(std::function<void()> task);
+  /// running, or when queueing it fails to allocate). `task` must not throw.
+  void post(std::function<void()> task) noexcept;
   /// Waits until everything posted so far is done.
   void flush();
 

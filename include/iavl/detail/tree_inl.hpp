@@ -2,6 +2,9 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "iavl/detail/epoch.hpp"
@@ -312,37 +315,47 @@ inline std::atomic<std::uint64_t> subtrees_hashed_by_helper{0};
 // each insert's path, and every 32 of them it hands them over: the helper hashes each one's new
 // nodes below it, and the commit then finds their hashes in their slots. A node handed over is
 // not edited or freed until the tree takes it back or the helper is done (node::reclaim_from_helper).
-inline void tree::note_for_hashing(detail::inner_node* settled) {
+inline void tree::note_for_hashing(detail::inner_node* settled) noexcept {
   constexpr std::size_t batch = 64;
-  to_hand_over_.push_back(settled);  // hand_over() skips the second of a node noted twice
-  if (to_hand_over_.size() == batch) hand_over();
+  try {
+    to_hand_over_.push_back(settled);  // hand_over() skips the second of a node noted twice
+    if (to_hand_over_.size() == batch) hand_over();
+  } catch (...) {  // an allocation: the commit hashes these itself
+    to_hand_over_.clear();
+  }
 }
 
+// Allocates before it marks a node handed over, so that a failed allocation hands nothing over.
 inline void tree::hand_over() {
-  std::vector<detail::node*> nodes;
-  nodes.reserve(to_hand_over_.size());
+  auto nodes = std::make_shared<std::vector<detail::node*>>();
+  nodes->reserve(to_hand_over_.size());
+  // The helper takes 16 at a time: it fetches their nodes together, and the tree waits for no
+  // more than those when it needs one it handed over. A failure (an allocation) leaves the rest
+  // of a subtree's hashes to the commit: a hash is marked valid only once it is in its slot.
+  std::function<void()> task = [nodes] {
+    constexpr std::size_t chunk = 16;
+    for (std::size_t i = 0; i < nodes->size(); i += chunk) {
+      std::array<detail::node*, chunk> started{};
+      std::size_t count = 0;
+      for (std::size_t j = i; j < std::min(nodes->size(), i + chunk); ++j) {
+        if ((*nodes)[j]->start_hashing()) started[count++] = (*nodes)[j];  // else taken back
+      }
+      try {
+        detail::hash_below({started.data(), count});
+      } catch (...) {
+      }
+      for (std::size_t j = 0; j < count; ++j) started[j]->done_hashing();
+      detail::subtrees_hashed_by_helper.fetch_add(count, std::memory_order_relaxed);
+    }
+  };
   for (detail::inner_node* n : to_hand_over_) {
     // Noted twice, or taken back and not let go of by the helper yet: handed over once.
     if (n->handed_to_helper()) continue;
     n->flags.fetch_or(detail::hashing, std::memory_order_relaxed);
-    nodes.push_back(n);
+    nodes->push_back(n);
   }
   to_hand_over_.clear();
-  // The helper takes 16 at a time: it fetches their nodes together, and the tree waits for no
-  // more than those when it needs one it handed over.
-  keep_.family()->helper().post([nodes = std::move(nodes)] {
-    constexpr std::size_t chunk = 16;
-    std::vector<detail::node*> started;
-    for (std::size_t i = 0; i < nodes.size(); i += chunk) {
-      started.clear();
-      for (std::size_t j = i; j < std::min(nodes.size(), i + chunk); ++j) {
-        if (nodes[j]->start_hashing()) started.push_back(nodes[j]);  // else taken back
-      }
-      detail::hash_below(started);
-      for (detail::node* n : started) n->done_hashing();
-      detail::subtrees_hashed_by_helper.fetch_add(started.size(), std::memory_order_relaxed);
-    }
-  });
+  keep_.family()->helper().post(std::move(task));
   handed_over_ = true;
 }
 
