@@ -245,7 +245,8 @@ inline set_result tree::set_now(std::string_view key, std::string_view value) {
 inline bool tree::remove_now(std::string_view key) {
   const detail::store_guard guard(ctx());
   if (!has(key)) return false;  // cosmos/iavl leaves the tree untouched then
-  to_hand_over_.clear();        // a removal may free some of them
+  // Of the nodes noted, the removal frees only one whose split key it removes (erase's rekey).
+  std::erase_if(to_hand_over_, [&](const detail::inner_node* n) { return n->key() == key; });
   std::optional<std::string> new_key;
   const detail::slot_value current = root_slot();
   root_bits_ = 0;  // erase takes over the old root's hold
