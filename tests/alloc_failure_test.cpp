@@ -18,7 +18,7 @@
 #include "support/keys.hpp"
 
 namespace {
-thread_local bool armed = false;         // count and fail only inside a tree's write
+thread_local bool armed = false;          // count and fail only inside a tree's write
 thread_local long allocations_left = -1;  // when >= 0: that many more succeed, then one fails
 thread_local long failed_allocations = 0;
 }  // namespace
