@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <mutex>
+#include <new>
 #include <set>
 
 namespace iavl::detail {
@@ -60,6 +61,43 @@ std::multiset<std::uint64_t>& all_pins() {  // guarded by slots_mutex
   return *pins;
 }
 
+// References whose list's owner went away while pins still held them back (a working tree that
+// outlives its versioned_tree): released once no reader or pin can see them, at the end of a pin
+// or at any list's collect(). Their memory account went with the owner: none is debited.
+struct leftover {
+  node* n;
+  std::uint64_t epoch;
+};
+std::mutex leftovers_mutex;
+std::atomic<bool> any_leftovers{false};
+std::vector<leftover>& all_leftovers() {  // guarded by leftovers_mutex
+  static auto* list = new std::vector<leftover>();
+  return *list;
+}
+
+std::uint64_t oldest_active_epoch();
+
+void release_leftovers() {
+  if (!any_leftovers.load(std::memory_order_acquire)) return;
+  const std::uint64_t oldest = oldest_active_epoch();
+  std::vector<node*> now;
+  {
+    std::lock_guard lock(leftovers_mutex);
+    std::vector<leftover>& list = all_leftovers();
+    std::size_t kept = 0;
+    for (const leftover& l : list) {
+      if (l.epoch < oldest) {
+        now.push_back(l.n);  // an allocation: when it throws, the rest waits for the next call
+      } else {
+        list[kept++] = l;
+      }
+    }
+    list.resize(kept);
+    any_leftovers.store(kept != 0, std::memory_order_release);
+  }
+  for (node* n : now) release(n, nullptr);
+}
+
 std::uint64_t oldest_active_epoch() {
   std::uint64_t oldest = UINT64_MAX;
   std::lock_guard lock(slots_mutex);
@@ -92,8 +130,14 @@ epoch_pin::epoch_pin(const store_context* ctx) {
 
 epoch_pin::~epoch_pin() {
   if (epoch_ == 0) return;
-  std::lock_guard lock(slots_mutex);
-  all_pins().erase(all_pins().find(epoch_));
+  {
+    std::lock_guard lock(slots_mutex);
+    all_pins().erase(all_pins().find(epoch_));
+  }
+  try {
+    release_leftovers();
+  } catch (const std::bad_alloc&) {  // they wait for the next pin's end
+  }
 }
 
 void retire_list::retire(node* n, memory_account* account, std::int64_t bytes) {
@@ -103,6 +147,7 @@ void retire_list::retire(node* n, memory_account* account, std::int64_t bytes) {
 }
 
 std::size_t retire_list::collect() {
+  release_leftovers();
   if (waiting_.empty()) return 0;
   const std::uint64_t oldest = oldest_active_epoch();
   std::size_t kept = 0;
@@ -119,8 +164,15 @@ std::size_t retire_list::collect() {
 }
 
 retire_list::~retire_list() {
-  // Owners destroy their list only when no reader of their trees is left.
-  for (const entry& e : waiting_) release(e.n, e.account);
+  // No reader of the owner's trees is left, but a working tree may be: its pin holds back what
+  // it borrows. What it holds back waits among the leftovers.
+  try {
+    if (collect() == 0) return;
+    std::lock_guard lock(leftovers_mutex);
+    for (const entry& e : waiting_) all_leftovers().push_back({e.n, e.epoch});
+    any_leftovers.store(true, std::memory_order_release);
+  } catch (const std::bad_alloc&) {  // those references are lost to the pool, not freed early
+  }
 }
 
 }  // namespace iavl::detail

@@ -594,6 +594,38 @@ TEST(Retention, KeptVersionsLeaveNoOrphanListsBehindThatCrowdOutLaterOnes) {
   for (const std::int64_t v : kept) db.at(v).verify();
 }
 
+// A working tree may outlive its versioned_tree: its reads and writes go on in its store. The
+// cache had unloaded nodes the tree borrowed, held back for it (its pin) on the cache's list of
+// retired references; destroying the versioned_tree released that list whole, and the tree then
+// walked freed nodes (under AddressSanitizer a heap-use-after-free; in release, a corruption
+// error or wrong values).
+TEST(Lifetime, AWorkingTreeOutlivesItsVersionedTree) {
+  auto store = iavl::open_memory_store();
+  std::optional<iavl::versioned_tree> db(std::in_place, iavl::options{.store = store, .cache_bytes = 64 << 10});
+  model m = commit_keys(*db, 20000);
+  iavl::tree t = db->branch();
+  for (int i = 0; i < 3000; ++i) {  // its own nodes borrow the base version's
+    const std::string k = "k" + std::to_string(i * 7 % 20000);
+    t.set(k, "w");
+    m[k] = "w";
+  }
+  for (int v = 0; v < 3; ++v) {  // other versions' commits make the cache unload what t borrows
+    iavl::tree other = db->branch();
+    for (int i = 0; i < 2000; ++i) other.set("k" + std::to_string(i * 13 % 20000), "o" + std::to_string(v));
+    (void)db->commit(std::move(other));
+  }
+  db.reset();
+  for (int i = 0; i < 3000; ++i) {
+    const std::string k = "k" + std::to_string(i * 11 % 20000);
+    t.set(k, "after");
+    m[k] = "after";
+  }
+  model seen;
+  for (auto [key, value] : t.range()) seen.emplace(key, value);
+  EXPECT_EQ(seen, m);
+  t.verify();
+}
+
 // Trimming unloads what brings memory back within budget, not much more: not after a full read,
 // which leaves no cold subtree until the sweep has cleared every mark (it then found the root's
 // children cold and unloaded both whole), and not while a working tree's pin holds back the
