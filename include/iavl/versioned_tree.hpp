@@ -19,7 +19,8 @@
 //
 // Thread-safety: all member functions may be called from any thread; commits and the version
 // management calls (delete_version, rollback_to) serialise with each other. Snapshots returned
-// are thread-safe.
+// are thread-safe. Snapshots and working trees may outlive the versioned_tree: they go on
+// reading (and writing, uncommitted) through the store they share.
 #pragma once
 
 #include <condition_variable>
