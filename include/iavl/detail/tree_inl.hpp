@@ -311,11 +311,12 @@ inline std::atomic<std::uint64_t> subtrees_hashed_by_helper{0};
 }  // namespace detail
 
 // Hashing a block's new nodes on the helper thread while the block goes on. A write's new path
-// ends in nodes that later writes of a block seldom change again: below a height of
-// settled_height, a subtree of a hundred or so keys. The tree notes the highest such node of
-// each insert's path, and every 32 of them it hands them over: the helper hashes each one's new
-// nodes below it, and the commit then finds their hashes in their slots. A node handed over is
-// not edited or freed until the tree takes it back or the helper is done (node::reclaim_from_helper).
+// ends in nodes that later writes of a block seldom change again: at settled_height (10) or
+// below, a subtree of some 500 keys. The tree notes the highest such node of each insert's path,
+// and every 64 notes it hands them over: the helper hashes each one's new nodes below it, and the
+// commit then finds their hashes in their slots. A node handed over is not edited until the tree
+// takes it back or the helper is done with it (node::take_back), nor freed until the helper has
+// let go of it (node::let_go_of_helper).
 inline void tree::note_for_hashing(detail::inner_node* settled) noexcept {
   constexpr std::size_t batch = 64;
   try {
