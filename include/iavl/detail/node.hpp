@@ -11,6 +11,8 @@
 // which it edits in place; their slots may *borrow* committed nodes without counting them
 // (the working tree keeps its base version, and with it every node it borrows, alive).
 // Committing turns the new nodes into committed ones and their borrowed slots into counted ones.
+// Meanwhile a working tree may hand subtrees of its own nodes to the helper thread to hash (the
+// `hashing` flag bits below).
 //
 // A child slot holds one of: a counted or uncommitted child's pointer; a borrowed pointer
 // (tagged borrowed_tag); or, for a committed child that lives only in the node store (not
