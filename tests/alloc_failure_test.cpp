@@ -96,14 +96,12 @@ int fail_each_allocation(iavl::versioned_tree& db, const model& committed, iavl:
         armed = false;
       } catch (const std::bad_alloc&) {
         armed = false;
-        fprintf(stderr, "threw at %s\n", op.key.c_str());
         break;  // m holds the writes before this one
       }
       apply(op, m);
     }
     allocations_left = -1;
     if (failed_allocations == failed_before) continue;
-    fprintf(stderr, "round %d failed\n", n);
     ++failed;
     try {
       EXPECT_EQ(t.size(), static_cast<std::int64_t>(m.size()));

@@ -143,6 +143,8 @@ struct node {
   }
   /// Before a node is freed: waits until the helper thread holds it no more.
   void let_go_of_helper() {
+    if (!(flags.load(std::memory_order_acquire) & hashing)) [[likely]]
+      return;  // every free asks
     take_back();
     while (flags.load(std::memory_order_acquire) & hashing) [[unlikely]] std::this_thread::yield();
   }
