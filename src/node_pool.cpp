@@ -1,6 +1,7 @@
 // The node pool (see detail/node_pool.hpp).
 #include "iavl/detail/node_pool.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -196,17 +197,14 @@ struct thread_cache {
     for (std::size_t off = 0; off + object <= slab_size; off += object) lists[c].push(slab + off);
   }  // NOLINT(clang-analyzer-cplusplus.NewDeleteLeaks): slabs live as long as the process, by design
 
-  // Called from deallocate(), which must not throw: when the depot's list cannot grow (an
-  // allocation), the surplus stays here.
+  // Moves `batch` objects to the depot. When an allocation throws, nothing has moved: the depot's
+  // list grows (as push_back would) before the split, and the split copies before it shrinks.
   void spill(std::size_t c) {
     depot& d = shared();
     std::lock_guard lock(d.mutex);
-    try {
-      d.batches[c].reserve(d.batches[c].size() + 1);
-    } catch (const std::bad_alloc&) {
-      return;
-    }
-    d.batches[c].push_back(lists[c].split(batch));
+    std::vector<free_list>& batches = d.batches[c];
+    if (batches.size() == batches.capacity()) batches.reserve(std::max<std::size_t>(16, 2 * batches.capacity()));
+    batches.push_back(lists[c].split(batch));
   }
 };
 
@@ -236,8 +234,13 @@ void deallocate(void* p, std::size_t size) noexcept {
   const std::size_t c = class_of(size);
   thread_cache& t = cache();
   t.count(-static_cast<std::int64_t>((c + 1) * granule));
-  t.lists[c].push(p);
-  if (t.lists[c].count() >= 2 * batch) t.spill(c);
+  // A free may need memory (the lists grow): when that fails, the object is lost to the pool, or
+  // the surplus stays on this thread's list, rather than the process ending here.
+  try {
+    t.lists[c].push(p);
+    if (t.lists[c].count() >= 2 * batch) t.spill(c);
+  } catch (const std::bad_alloc&) {  // NOLINT(bugprone-empty-catch)
+  }
 }
 
 usage current_usage() {
