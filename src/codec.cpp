@@ -179,7 +179,7 @@ node* decode_node(node_key key, std::string_view bytes) {
 node* store_context::read(node_key key, const hash256* expected) const {
   std::string bytes;
   if (!store_->read_node(key, bytes)) {
-    throw error(errc::corruption, describe(key) + " is missing from the node store");
+    throw node_not_in_store(describe(key) + " is missing from the node store");
   }
   node* n = decode_node(key, bytes);
   // End to end: catches a record that is whole (its checksum holds) but not the node the parent
@@ -187,7 +187,7 @@ node* store_context::read(node_key key, const hash256* expected) const {
   // descend.
   if (expected && hash_of(n) != *expected) {
     free_node(n);
-    throw error(errc::corruption, describe(key) + " does not have the hash its parent records");
+    throw node_not_in_store(describe(key) + " does not have the hash its parent records");
   }
   return n;
 }

@@ -164,7 +164,7 @@ std::vector<std::string> prove(const snapshot& s, std::span<const std::string_vi
   out.reserve(keys.size());
   const snapshot_root root(s);
   const detail::store_guard guard(root.ctx());
-  prover(out, root.ctx()).walk(root.get(), keys);
+  detail::reading(root.ctx(), root.source(), [&] { prover(out, root.ctx()).walk(root.get(), keys); });
   return out;
 }
 

@@ -160,7 +160,8 @@ std::uint64_t export_state(const snapshot& s, std::ostream& out, const progress_
     export_frame& top = path.back();
     if (!top.n->is_leaf() && top.next_child < 2) {
       const int i = top.next_child++;
-      export_frame next = child_frame(detail::as_inner(top.n), i, root);
+      export_frame next =
+          detail::reading(root.ctx(), root.source(), [&] { return child_frame(detail::as_inner(top.n), i, root); });
       path.push_back(std::move(next));
       continue;
     }

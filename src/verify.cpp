@@ -104,13 +104,13 @@ void verify_tree(const detail::node* root, std::int64_t version, const detail::s
 
 void tree_view::verify_against(const hash256* root_hash) const {
   tally t;
-  verify_tree(root_, version_, ctx(), root_hash, t);
+  detail::reading(ctx(), source_, [&] { verify_tree(root_, version_, ctx(), root_hash, t); });
 }
 
 void verify(const snapshot& s, const progress_fn& progress) {
   const detail::snapshot_root r(s);
   tally t{&progress, 0, s.empty() ? 0 : 2 * static_cast<std::uint64_t>(s.size()) - 1};
-  verify_tree(r.get(), s.version(), r.ctx(), &s.hash(), t);
+  detail::reading(r.ctx(), r.source(), [&] { verify_tree(r.get(), s.version(), r.ctx(), &s.hash(), t); });
 }
 
 }  // namespace iavl

@@ -90,6 +90,23 @@ bool stored_children(const node_store& store, node_key key, node_key out[2]) {
 
 }  // namespace
 
+void detail::rethrow_for_version(const store_context* ctx, const version_id& source) {
+  if (!ctx || !ctx->has_store() || source.version < 1) throw;
+  std::string bytes;
+  std::optional<node_key> root;
+  hash256 hash;
+  if (ctx->store().read_node(root_key(source.version), bytes)) {
+    decode_root(source.version, bytes, root, hash);
+    if (hash == source.hash) throw;  // the version is there: the store is damaged
+  }
+  try {
+    throw;
+  } catch (const error& e) {
+    throw error(errc::version_not_found, "version " + std::to_string(source.version) +
+                                             " was deleted or rolled back while it was read (" + e.what() + ")");
+  }
+}
+
 versioned_tree::versioned_tree(options opts)
     : opts_(std::move(opts)), ctx_(std::make_shared<detail::store_context>(opts_.store)) {
   latest_ = snapshot(detail::root_ref(nullptr, ctx_), 0, empty_tree_hash());
@@ -180,7 +197,10 @@ void versioned_tree::open_store() {
 }
 
 snapshot versioned_tree::load_version(std::int64_t version, const root_record& record) const {
-  detail::node* root = record.root ? ctx_->load(*record.root, &record.hash) : nullptr;
+  // Pruning may delete the version meanwhile: reading() tells that from a damaged store.
+  detail::node* root = record.root ? detail::reading(ctx_.get(), {version, record.hash},
+                                                     [&] { return ctx_->load(*record.root, &record.hash); })
+                                   : nullptr;
   return snapshot(detail::root_ref(root, ctx_), version, record.hash);
 }
 
@@ -229,7 +249,7 @@ snapshot versioned_tree::commit(tree&& working) {
   const std::int64_t version = working.version();
   // The base root itself, not only its version and hash: a tree branched before a rollback_to
   // meets a version of the same number and hash committed again, whose nodes are others.
-  if (version != base.version() + 1 || !(working.base_hash_ == base.hash()) || working.keep_.shared_ctx() != ctx_ ||
+  if (version != base.version() + 1 || !(working.source_.hash == base.hash()) || working.keep_.shared_ctx() != ctx_ ||
       working.keep_.get() != base.keep_.get()) {
     throw error(errc::stale_branch, "working tree of version " + std::to_string(version) +
                                         " did not branch from the latest version " + std::to_string(base.version()));

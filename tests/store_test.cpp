@@ -10,6 +10,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "iavl/detail/crc32c.hpp"
@@ -1351,6 +1352,71 @@ TEST(StoreFailures, AMissingNodeIsATypedError) {
   } catch (const iavl::error& e) {
     EXPECT_EQ(e.code(), iavl::errc::corruption);
     EXPECT_NE(std::string(e.what()).find("node 1/5"), std::string::npos) << e.what();
+  }
+}
+
+// A snapshot held while its version is deleted (or rolled back and committed anew) reads what is
+// in memory; a read that needs a node the deletion removed is version_not_found, not corruption:
+// the store is whole, the version is gone. Each kind of read is tried on its own snapshot.
+TEST(StoreFailures, AHeldSnapshotOfAVersionGoneFromTheStoreSaysSo) {
+  using read_fn = std::function<void(const iavl::snapshot&)>;
+  const std::vector<std::pair<const char*, read_fn>> reads = {
+      {"get",
+       [](const iavl::snapshot& s) {
+         for (int i = 0; i < 3000; ++i) (void)s.get("k" + std::to_string(i));
+       }},
+      {"has",
+       [](const iavl::snapshot& s) {
+         for (int i = 0; i < 3000; ++i) (void)s.has("k" + std::to_string(i));
+       }},
+      {"at",
+       [](const iavl::snapshot& s) {
+         for (int i = 0; i < 3000; ++i) (void)s.at(i);
+       }},
+      {"index_of",
+       [](const iavl::snapshot& s) {
+         for (int i = 0; i < 3000; ++i) (void)s.index_of("k" + std::to_string(i));
+       }},
+      {"range",
+       [](const iavl::snapshot& s) {
+         for (auto entry : s.range()) (void)entry;
+       }},
+      {"verify", [](const iavl::snapshot& s) { s.verify(); }},
+      {"membership_proof",
+       [](const iavl::snapshot& s) {
+         for (int i = 0; i < 3000; ++i) (void)iavl::membership_proof(s, "k" + std::to_string(i));
+       }},
+      {"export_state",
+       [](const iavl::snapshot& s) {
+         std::ostringstream out;
+         (void)iavl::export_state(s, out);
+       }},
+  };
+  for (const bool rolled_back : {false, true}) {
+    for (const auto& [name, read] : reads) {
+      SCOPED_TRACE(std::string(name) + (rolled_back ? ", rolled back" : ", deleted"));
+      auto store = iavl::open_memory_store();
+      iavl::versioned_tree db(iavl::options{.store = store, .cache_bytes = 64 << 10});
+      (void)commit_keys(db, 3000);
+      (void)commit_keys(db, 3000);  // the same keys: version 2 replaces every leaf of version 1
+      db.trim_cache();              // the commit's trim done: most nodes are in the store only
+      const iavl::snapshot held = db.at(rolled_back ? 2 : 1);
+      if (rolled_back) {
+        db.rollback_to(1);
+        iavl::tree t = db.branch();
+        t.set("k0", "another version 2");
+        (void)db.commit(std::move(t));
+      } else {
+        db.delete_version(1);
+      }
+      try {
+        read(held);
+        FAIL() << "every read found its nodes";
+      } catch (const iavl::error& e) {
+        EXPECT_EQ(e.code(), iavl::errc::version_not_found) << e.what();
+        EXPECT_NE(std::string(e.what()).find(rolled_back ? "version 2" : "version 1"), std::string::npos) << e.what();
+      }
+    }
   }
 }
 

@@ -133,8 +133,8 @@ class iterator {
 
   iterator() = default;
   /// O(height): positions on the first key of [start, end) in the given order.
-  iterator(const detail::node* root, detail::root_ref keep, std::optional<std::string_view> start,
-           std::optional<std::string_view> end, order o);
+  iterator(const detail::node* root, detail::root_ref keep, const detail::version_id& source,
+           std::optional<std::string_view> start, std::optional<std::string_view> end, order o);
 
   entry_view operator*() const { return {leaf_->key(), leaf_->value()}; }
   /// Amortised O(1), O(height) worst case. No allocation.
@@ -143,10 +143,12 @@ class iterator {
   friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.leaf_ == nullptr; }
 
  private:
+  [[nodiscard]] const detail::node* child(const detail::inner_node* in, int side) const;
   void descend(const detail::node* n);
   void settle();
 
   detail::root_ref keep_;
+  detail::version_id source_;                       // the version read (see tree_view::source_)
   detail::store_guard guard_;                       // nodes on the path stay valid while the iterator lives
   std::vector<const detail::inner_node*> pending_;  // nodes whose far subtree is still to visit
   const detail::leaf_node* leaf_ = nullptr;
@@ -159,15 +161,16 @@ static_assert(std::input_iterator<iterator>);
 /// bounds: in that loop, bounds built in the call are gone before begin() runs.
 class entry_range {
  public:
-  entry_range(const detail::node* root, detail::root_ref keep, std::optional<std::string_view> start,
-              std::optional<std::string_view> end, order o)
-      : root_(root), keep_(std::move(keep)), start_(start), end_(end), order_(o) {}
-  [[nodiscard]] iterator begin() const { return {root_, keep_, start_, end_, order_}; }
+  entry_range(const detail::node* root, detail::root_ref keep, const detail::version_id& source,
+              std::optional<std::string_view> start, std::optional<std::string_view> end, order o)
+      : root_(root), keep_(std::move(keep)), source_(source), start_(start), end_(end), order_(o) {}
+  [[nodiscard]] iterator begin() const { return {root_, keep_, source_, start_, end_, order_}; }
   [[nodiscard]] std::default_sentinel_t end() const { return {}; }
 
  private:
   const detail::node* root_;
   detail::root_ref keep_;
+  detail::version_id source_;
   std::optional<std::string> start_, end_;
   order order_;
 };
@@ -199,7 +202,7 @@ class tree_view {
                                   order o = order::ascending) const {
     check_usable();
     apply_buffer();
-    return {root_, keep_, start, end, o};
+    return {root_, keep_, source_, start, end, o};
   }
   /// The entry at position `index` of key order, or nullopt when index is not in [0, size()).
   [[nodiscard]] std::optional<entry> at(std::int64_t index) const;
@@ -242,6 +245,8 @@ class tree_view {
   detail::node* root_ = nullptr;            // the root: keep_'s, or one the working tree made
   std::int64_t version_ = 0;
   hash256 root_hash_ = empty_tree_hash();  // valid when root_hash_known_
+  // The committed version whose nodes the view reads: a snapshot's own, a working tree's base.
+  detail::version_id source_{0, empty_tree_hash()};
   bool root_hash_known_ = true;
   // A working tree that writes to its nodes at once: its reads ask for the whole of each node on
   // the path, which a write of the same key (the usual next step) copies.
@@ -270,6 +275,7 @@ class snapshot : public tree_view {
   friend class tree;
   snapshot(detail::root_ref root, std::int64_t version, const hash256& hash) : tree_view(root, root.get(), version) {
     root_hash_ = hash;
+    source_ = {version, hash};
   }
 };
 
@@ -321,9 +327,8 @@ class tree : public tree_view {
   [[nodiscard]] detail::slot_value root_slot() const;
   [[nodiscard]] detail::write_env write_env();
 
-  hash256 base_hash_ = empty_tree_hash();  // hash of the version it branched from
-  detail::epoch_pin pin_;                  // keeps the nodes it borrows alive through evictions
-  std::vector<detail::node*> own_nodes_;   // valid while root_hash_known_ and own_nodes_known_
+  detail::epoch_pin pin_;                 // keeps the nodes it borrows alive through evictions
+  std::vector<detail::node*> own_nodes_;  // valid while root_hash_known_ and own_nodes_known_
   bool own_nodes_known_ = false;
   std::vector<node_key> orphans_;                       // stored nodes of the base version this tree replaced
   std::vector<detail::inner_node*> to_hand_over_;       // subtrees to hash on the helper thread, next

@@ -112,7 +112,7 @@ class versioned_tree {
   /// and waits until that is done. Throws errc::version_not_found or errc::invalid_argument, or
   /// first, before it changes anything, an earlier background deletion's failure. A
   /// snapshot of it still held reads what is in memory; a read that needs a node the deletion
-  /// removed throws errc::corruption ("missing from the node store").
+  /// removed throws errc::version_not_found (as does one of a version rollback_to() removed).
   void delete_version(std::int64_t version);
   /// Deletes every kept version older than `version`.
   void delete_versions_before(std::int64_t version);

@@ -15,6 +15,8 @@ class snapshot_root : public snapshot {
   [[nodiscard]] const store_context* ctx() const { return tree_view::ctx(); }
   /// The whole context, for references taken on the snapshot's nodes (root_ref).
   [[nodiscard]] const std::shared_ptr<store_context>& shared_ctx() const { return keep_.shared_ctx(); }
+  /// The version read, for reading().
+  [[nodiscard]] const version_id& source() const { return source_; }
 };
 
 }  // namespace iavl::detail

@@ -15,6 +15,7 @@
 
 #include "iavl/detail/epoch.hpp"
 #include "iavl/detail/node.hpp"
+#include "iavl/errors.hpp"
 #include "iavl/node_store.hpp"
 
 namespace iavl::detail {
@@ -27,6 +28,35 @@ void append_checksum(std::string& fields);
 /// size and height the record gives them. Throws iavl::error(errc::corruption) naming the node
 /// when `bytes` is not a valid node record.
 [[nodiscard]] node* decode_node(node_key key, std::string_view bytes);
+
+/// The store lacks a node a committed version refers to (no record under its key, or another
+/// node's): corruption, unless that version itself is gone from the store (see reading()).
+class node_not_in_store : public error {
+ public:
+  explicit node_not_in_store(const std::string& message) : error(errc::corruption, message) {}
+};
+
+/// A committed version as a reader knows it: its number (0 for none) and root hash.
+struct version_id {
+  std::int64_t version = 0;
+  hash256 hash;
+};
+
+/// Called in a handler of node_not_in_store, raised by a read of `source`'s nodes through `ctx`:
+/// throws version_not_found when `source` is no longer in the store as the reader knew it
+/// (deleted, or rolled back and committed anew, while the reader held it); else rethrows.
+[[noreturn]] void rethrow_for_version(const store_context* ctx, const version_id& source);
+
+/// Runs `read`, a read of `source`'s nodes through `ctx`, turning a node gone with its version
+/// into version_not_found (rethrow_for_version()).
+template <typename Read>
+decltype(auto) reading(const store_context* ctx, const version_id& source, Read&& read) {
+  try {
+    return read();
+  } catch (const node_not_in_store&) {
+    rethrow_for_version(ctx, source);
+  }
+}
 
 /// A thread that runs a subclass's run() between start() and stop(). A subclass's destructor
 /// calls stop(). run() returns when stopping_ is set (under mutex_, then wake_ is notified).
@@ -135,7 +165,8 @@ class store_context {
 
   /// Reads and decodes the node stored under `key` (one reference, not counted in account()),
   /// checking it against `expected`, the hash its parent or root record keeps of it, if given.
-  /// Throws iavl::error: corruption when the node is missing or damaged, io_error.
+  /// Throws node_not_in_store when the record is missing or another node's, iavl::error:
+  /// corruption when it is damaged, io_error.
   [[nodiscard]] node* read(node_key key, const hash256* expected = nullptr) const;
   /// read(), counted in account(): for nodes that join the tree in memory.
   [[nodiscard]] node* load(node_key key, const hash256* expected = nullptr) const {

@@ -35,7 +35,8 @@ inline std::optional<std::string> tree_view::get(std::string_view key) const {
     if (it != buffer_->last.end()) return buffer_->log[it->second].value;
   }
   const detail::store_guard guard(ctx());
-  const detail::leaf_node* l = detail::find(root_, key, ctx(), writes_nodes_);
+  const detail::leaf_node* l =
+      detail::reading(ctx(), source_, [&] { return detail::find(root_, key, ctx(), writes_nodes_); });
   if (buffer_) {
     buffer_->looked_up.assign(key);
     buffer_->looked_up_found = l != nullptr;
@@ -53,7 +54,8 @@ inline bool tree_view::has(std::string_view key) const {
     if (buffer_->looked_up_valid && buffer_->looked_up == key) return buffer_->looked_up_found;
   }
   const detail::store_guard guard(ctx());
-  return detail::look_up(root_, key, ctx(), false, writes_nodes_).present;
+  return detail::reading(ctx(), source_, [&] { return detail::look_up(root_, key, ctx(), false, writes_nodes_); })
+      .present;
 }
 
 inline std::optional<entry> tree_view::at(std::int64_t index) const {
@@ -61,7 +63,7 @@ inline std::optional<entry> tree_view::at(std::int64_t index) const {
   apply_buffer();
   if (index < 0 || index >= size()) return std::nullopt;
   const detail::store_guard guard(ctx());
-  const detail::leaf_node* l = detail::leaf_at(root_, index, ctx());
+  const detail::leaf_node* l = detail::reading(ctx(), source_, [&] { return detail::leaf_at(root_, index, ctx()); });
   return entry{std::string(l->key()), std::string(l->value())};
 }
 
@@ -70,7 +72,7 @@ inline std::optional<std::int64_t> tree_view::index_of(std::string_view key) con
   apply_buffer();
   const detail::store_guard guard(ctx());
   bool found = false;
-  const std::int64_t rank = detail::rank_of(root_, key, found, ctx());
+  const std::int64_t rank = detail::reading(ctx(), source_, [&] { return detail::rank_of(root_, key, found, ctx()); });
   if (!found) return std::nullopt;
   return rank;
 }
@@ -85,9 +87,9 @@ inline void tree_view::apply_buffer() const {
 inline tree::tree(const snapshot& base, writes mode)
     : tree_view(base.keep_, base.root_, base.version_ + 1),
       root_bits_(base.root_ ? detail::bits_of(base.root_, true) : 0),
-      base_hash_(base.root_hash_),
       pin_(base.ctx()) {
   root_hash_ = base.root_hash_;
+  source_ = base.source_;
   if (mode == writes::deferred) {
     owned_buffer_ = std::make_unique<detail::write_buffer>();
     buffer_ = owned_buffer_.get();
@@ -98,7 +100,6 @@ inline tree::tree(const snapshot& base, writes mode)
 inline tree::tree(tree&& o) noexcept
     : tree_view(std::move(o.keep_), std::exchange(o.root_, nullptr), o.version_),
       root_bits_(std::exchange(o.root_bits_, 0)),
-      base_hash_(o.base_hash_),
       pin_(std::move(o.pin_)),
       own_nodes_(std::move(o.own_nodes_)),
       own_nodes_known_(std::exchange(o.own_nodes_known_, false)),
@@ -107,6 +108,7 @@ inline tree::tree(tree&& o) noexcept
       owned_buffer_(std::move(o.owned_buffer_)) {
   root_hash_ = o.root_hash_;
   root_hash_known_ = o.root_hash_known_;
+  source_ = o.source_;
   buffer_ = std::exchange(o.buffer_, nullptr);
   writes_nodes_ = o.writes_nodes_;
   handed_over_ = std::exchange(o.handed_over_, false);
@@ -123,7 +125,7 @@ inline tree& tree::operator=(tree&& o) noexcept {
     root_bits_ = std::exchange(o.root_bits_, 0);
     root_hash_ = o.root_hash_;
     root_hash_known_ = o.root_hash_known_;
-    base_hash_ = o.base_hash_;
+    source_ = o.source_;
     pin_ = std::move(o.pin_);
     own_nodes_ = std::move(o.own_nodes_);
     own_nodes_known_ = std::exchange(o.own_nodes_known_, false);
@@ -396,31 +398,30 @@ inline const std::vector<detail::node*>& tree::own_nodes() {
 // Ascending: `pending_` holds the inner nodes where the walk went left and whose right subtree
 // is still to come; descending mirrors it. The walk stops at the first key outside the bound.
 
-inline iterator::iterator(const detail::node* root, detail::root_ref keep, std::optional<std::string_view> start,
-                          std::optional<std::string_view> end, order o)
-    : keep_(std::move(keep)), guard_(keep_.ctx()), order_(o) {
+inline iterator::iterator(const detail::node* root, detail::root_ref keep, const detail::version_id& source,
+                          std::optional<std::string_view> start, std::optional<std::string_view> end, order o)
+    : keep_(std::move(keep)), source_(source), guard_(keep_.ctx()), order_(o) {
   const auto& bound = o == order::ascending ? end : start;
   if (bound) bound_.emplace(*bound);
   const detail::node* n = root;
   if (!n) return;
   const bool asc = o == order::ascending;
-  const detail::store_context* ctx = keep_.ctx();
   // Descend towards the first key in range, remembering where the far side is still to visit.
   while (!n->is_leaf()) {
     const auto* in = detail::as_inner(n);
     if (asc) {
       if (start && *start >= in->key()) {
-        n = detail::child(in, 1, ctx);
+        n = child(in, 1);
       } else {
         pending_.push_back(in);
-        n = detail::child(in, 0, ctx);
+        n = child(in, 0);
       }
     } else {
       if (end && *end <= in->key()) {
-        n = detail::child(in, 0, ctx);
+        n = child(in, 0);
       } else {
         pending_.push_back(in);
-        n = detail::child(in, 1, ctx);
+        n = child(in, 1);
       }
     }
   }
@@ -433,12 +434,16 @@ inline iterator::iterator(const detail::node* root, detail::root_ref keep, std::
   }
 }
 
+inline const detail::node* iterator::child(const detail::inner_node* in, int side) const {
+  return detail::reading(keep_.ctx(), source_, [&] { return detail::child(in, side, keep_.ctx()); });
+}
+
 inline void iterator::descend(const detail::node* n) {
   const int toward = order_ == order::ascending ? 0 : 1;
   while (!n->is_leaf()) {
     const auto* in = detail::as_inner(n);
     pending_.push_back(in);
-    n = detail::child(in, toward, keep_.ctx());
+    n = child(in, toward);
   }
   leaf_ = detail::as_leaf(n);
 }
@@ -459,7 +464,7 @@ inline iterator& iterator::operator++() {
   }
   const detail::inner_node* in = pending_.back();
   pending_.pop_back();
-  descend(detail::child(in, order_ == order::ascending ? 1 : 0, keep_.ctx()));
+  descend(child(in, order_ == order::ascending ? 1 : 0));
   settle();
   return *this;
 }
