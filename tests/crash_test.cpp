@@ -304,6 +304,31 @@ std::int64_t last_printed_version(const std::string& out) {
 }
 
 // LevelDB's log fills the disk: the commit that hits it fails.
+// The tool's commands on an existing database refuse an empty LevelDB database (another
+// program's): opening an empty store for a versioned_tree would stamp it as an iavl database.
+TEST(Tool, CommandsOnAnEmptyLevelDBDatabaseRefuseItAndWriteNothing) {
+  const test_support::temp_dir dir;
+  const std::string db = (dir.path() / "foreign").string(), out = (dir.path() / "out").string(),
+                    err = (dir.path() / "err").string();
+  (void)iavl::open_leveldb_store(db);  // created, empty
+  for (std::vector<std::string> args : {std::vector<std::string>{"info"},
+                                        {"get", "01"},
+                                        {"verify"},
+                                        {"prune", "--keep-recent", "1"},
+                                        {"rollback", "--to", "1"}}) {
+    SCOPED_TRACE(args.front());
+    args.insert(args.begin(), IAVL_TOOL_PATH);
+    args.insert(args.end(), {"--db", db});
+    const int status = wait_for(start(args, "/dev/null", RLIM_INFINITY, out, err));
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 1);
+    std::stringstream said;
+    said << std::ifstream(err).rdbuf();
+    EXPECT_NE(said.str().find("an empty LevelDB database [not_a_database]"), std::string::npos) << said.str();
+  }
+  EXPECT_TRUE(iavl::open_leveldb_store(db, {.create_if_missing = false})->empty());
+}
+
 TEST(DiskFull, AFailedLogWriteIsATypedErrorAndLosesNoCommittedVersion) {
   const auto log = make_log(99, 3000);
   for (const bool background : {false, true}) {

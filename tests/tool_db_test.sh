@@ -117,4 +117,10 @@ case "$err" in *not_a_database*) echo "ok   missing database is not_a_database" 
 echo hello >"$dir/file"
 err=$("$bin" info --db "$dir/file" 2>&1 >/dev/null)
 case "$err" in *not_a_database*) echo "ok   a file is not_a_database" ;; *) echo "FAIL: $err"; fail=1 ;; esac
+# An empty --db is refused, not taken for no database (a replay into memory, an empty tree).
+for cmd in "replay" "info" "get 01"; do
+  out=$(printf 'set 01 ff\ncommit\n' | "$bin" $cmd --db '' 2>"$dir/err"); status=$?
+  check "$cmd --db '' is bad usage" "2 []" "$status [$out]"
+  grep -q -- "--db: is empty" "$dir/err" && echo "ok   $cmd --db '': says why" || { echo "FAIL: $(cat "$dir/err")"; fail=1; }
+done
 exit $fail

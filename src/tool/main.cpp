@@ -31,7 +31,9 @@ struct db_args {
   bool background_writes = false;
 
   CLI::Option* add_to(CLI::App& cmd, bool required) {
-    auto* db = cmd.add_option("--db", path, "database directory (LevelDB)");
+    // An empty path would read as no --db at all: a replay into memory, an empty "database".
+    auto* db = cmd.add_option("--db", path, "database directory (LevelDB)")
+                   ->check(CLI::Validator([](const std::string& p) { return p.empty() ? "is empty" : ""; }, "DIR"));
     if (required) db->required();
     return db;
   }
@@ -45,6 +47,10 @@ struct db_args {
       iavl::leveldb_options lo;
       lo.create_if_missing = create;
       o.store = iavl::open_leveldb_store(path, lo);
+      // Opening an empty store would stamp it as ours: a read must not write another program's.
+      if (!create && o.store->empty()) {
+        throw iavl::error(iavl::errc::not_a_database, "no iavl database at '" + path + "': an empty LevelDB database");
+      }
     }
     return std::make_unique<iavl::versioned_tree>(o);
   }
