@@ -107,8 +107,19 @@ void detail::rethrow_for_version(const store_context* ctx, const version_id& sou
   }
 }
 
+detail::store_claim::store_claim(node_store* store) : store_(store) {
+  if (store_ && store_->in_use_.exchange(true)) {
+    store_ = nullptr;
+    throw error(errc::invalid_argument, "the node store is in use by another versioned_tree: one at a time");
+  }
+}
+
+detail::store_claim::~store_claim() {
+  if (store_) store_->in_use_.store(false);
+}
+
 versioned_tree::versioned_tree(options opts)
-    : opts_(std::move(opts)), ctx_(std::make_shared<detail::store_context>(opts_.store)) {
+    : opts_(std::move(opts)), claim_(opts_.store.get()), ctx_(std::make_shared<detail::store_context>(opts_.store)) {
   latest_ = snapshot(detail::root_ref(nullptr, ctx_), 0, empty_tree_hash());
   ctx_->reclaim().start();
   ctx_->helper().start();
@@ -249,7 +260,11 @@ snapshot versioned_tree::commit(tree&& working) {
   const std::int64_t version = working.version();
   // The base root itself, not only its version and hash: a tree branched before a rollback_to
   // meets a version of the same number and hash committed again, whose nodes are others.
-  if (version != base.version() + 1 || !(working.source_.hash == base.hash()) || working.keep_.shared_ctx() != ctx_ ||
+  if (working.keep_.shared_ctx() != ctx_) {
+    throw error(errc::stale_branch, "the working tree of version " + std::to_string(version) +
+                                        " was not branched from this versioned_tree (branch() one)");
+  }
+  if (version != base.version() + 1 || !(working.source_.hash == base.hash()) ||
       working.keep_.get() != base.keep_.get()) {
     throw error(errc::stale_branch, "working tree of version " + std::to_string(version) +
                                         " did not branch from the latest version " + std::to_string(base.version()));

@@ -60,6 +60,20 @@ TEST(Snapshots, CommitMustBuildOnTheLatestVersion) {
   (void)other.commit(std::move(t));
   iavl::tree foreign = other.branch();
   EXPECT_THROW((void)db.commit(std::move(foreign)), iavl::error);
+
+  // So is one made on its own, also on a versioned_tree without versions; the error says why.
+  iavl::versioned_tree fresh;
+  iavl::tree alone;
+  alone.set("a", "1");
+  for (iavl::versioned_tree* target : {&db, &fresh}) {
+    try {
+      (void)target->commit(std::move(alone));
+      FAIL() << "committed a tree made on its own";
+    } catch (const iavl::error& e) {
+      EXPECT_EQ(e.code(), iavl::errc::stale_branch);
+      EXPECT_NE(std::string(e.what()).find("not branched from this versioned_tree"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Snapshots, MissingAndDeletedVersionsAreTypedErrors) {

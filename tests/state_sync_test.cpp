@@ -348,18 +348,20 @@ class Rejection : public ::testing::Test {
   std::string expect_rejected(const std::string& bad, bool leveldb = false) {
     test_support::temp_dir dir;
     auto store = leveldb ? iavl::open_leveldb_store((dir.path() / "db").string()) : iavl::open_memory_store();
-    iavl::versioned_tree db(iavl::options{.store = store});
     std::string message;
-    try {
-      (void)import_string(db, bad);
-      ADD_FAILURE() << "a bad stream was accepted";
-    } catch (const iavl::error& e) {
-      EXPECT_TRUE(e.code() == iavl::errc::corruption || e.code() == iavl::errc::invalid_argument) << e.what();
-      message = e.what();
+    {
+      iavl::versioned_tree db(iavl::options{.store = store});
+      try {
+        (void)import_string(db, bad);
+        ADD_FAILURE() << "a bad stream was accepted";
+      } catch (const iavl::error& e) {
+        EXPECT_TRUE(e.code() == iavl::errc::corruption || e.code() == iavl::errc::invalid_argument) << e.what();
+        message = e.what();
+      }
+      EXPECT_EQ(stored_nodes(*store), 0u) << message;
+      EXPECT_TRUE(db.versions().empty());
+      EXPECT_EQ(db.latest_version(), 0);
     }
-    EXPECT_EQ(stored_nodes(*store), 0u) << message;
-    EXPECT_TRUE(db.versions().empty());
-    EXPECT_EQ(db.latest_version(), 0);
     iavl::versioned_tree reopened(iavl::options{.store = store});
     EXPECT_TRUE(reopened.versions().empty());
     // And the store takes a good import afterwards.

@@ -535,28 +535,29 @@ TEST(Rollback, ATreeBranchedBeforeStaysStaleWhenItsVersionComesBackTheSame) {
     SCOPED_TRACE(stored ? "memory store" : "no store");
     iavl::options o;
     if (stored) o.store = iavl::open_memory_store();
-    iavl::versioned_tree db(o);
+    std::optional<iavl::versioned_tree> db(std::in_place, o);
     for (int v = 1; v <= 3; ++v) {
-      iavl::tree t = db.branch();
+      iavl::tree t = db->branch();
       for (int i = 0; i < 50; ++i) t.set("k" + std::to_string(i), "v" + std::to_string(v));
-      (void)db.commit(std::move(t));
+      (void)db->commit(std::move(t));
     }
     auto commit_version_4 = [&](bool hash_after_each_set) {
-      iavl::tree t = db.branch();
+      iavl::tree t = db->branch();
       for (const char* k : {"k10", "k20", "k30", "k40"}) {
         t.set(k, "four");
         if (hash_after_each_set) (void)t.working_hash();
       }
-      return db.commit(std::move(t)).hash();
+      return db->commit(std::move(t)).hash();
     };
     const iavl::hash256 first = commit_version_4(true);
-    iavl::tree stale = db.branch();
+    iavl::tree stale = db->branch();
     stale.set("k25", "five");
-    db.rollback_to(3);
+    db->rollback_to(3);
     ASSERT_EQ(commit_version_4(false), first);
-    expect_error(iavl::errc::stale_branch, "commit", [&] { (void)db.commit(std::move(stale)); });
-    EXPECT_EQ(db.latest_version(), 4);
+    expect_error(iavl::errc::stale_branch, "commit", [&] { (void)db->commit(std::move(stale)); });
+    EXPECT_EQ(db->latest_version(), 4);
     if (stored) {
+      db.reset();  // one versioned_tree on a store at a time
       iavl::versioned_tree reopened(iavl::options{.store = o.store});
       EXPECT_EQ(reopened.latest_version(), 4);
       EXPECT_NO_THROW(reopened.last_commit().verify());
@@ -879,16 +880,16 @@ using test_support::failing_store;  // fails writes while `fail_writes` is set
 
 TEST(StoreFailures, AFailedCommitChangesNothingAndCanBeRetried) {
   auto store = std::make_shared<failing_store>();
-  iavl::versioned_tree db(iavl::options{.store = store});
+  std::optional<iavl::versioned_tree> db(std::in_place, iavl::options{.store = store});
   iavl::versioned_tree twin;
-  iavl::tree a = db.branch(), b = twin.branch();
+  iavl::tree a = db->branch(), b = twin.branch();
   for (int i = 0; i < 500; ++i) {
     a.set("k" + std::to_string(i), "v");
     b.set("k" + std::to_string(i), "v");
   }
-  (void)db.commit(std::move(a));
+  (void)db->commit(std::move(a));
   (void)twin.commit(std::move(b));
-  a = db.branch();
+  a = db->branch();
   b = twin.branch();
   for (int i = 0; i < 500; i += 3) {
     a.set("k" + std::to_string(i), "w");
@@ -896,15 +897,16 @@ TEST(StoreFailures, AFailedCommitChangesNothingAndCanBeRetried) {
   }
   store->fail_writes = true;
   try {
-    (void)db.commit(std::move(a));
+    (void)db->commit(std::move(a));
     FAIL() << "expected io_error";
   } catch (const iavl::error& e) {
     EXPECT_EQ(e.code(), iavl::errc::io_error);
   }
-  EXPECT_EQ(db.latest_version(), 1);
+  EXPECT_EQ(db->latest_version(), 1);
   EXPECT_EQ(a.get("k3"), "w");
   store->fail_writes = false;
-  EXPECT_EQ(db.commit(std::move(a)).hash(), twin.commit(std::move(b)).hash());
+  EXPECT_EQ(db->commit(std::move(a)).hash(), twin.commit(std::move(b)).hash());
+  db.reset();  // one versioned_tree on a store at a time
   iavl::versioned_tree reopened(iavl::options{.store = store});
   EXPECT_EQ(reopened.last_commit().hash(), twin.last_commit().hash());
   reopened.last_commit().verify();
@@ -1276,9 +1278,9 @@ TEST(StoreFailures, ALargeVersionIsWrittenInPiecesAndKeptOnlyWhole) {
   }
   store->writes_left = -1;
   store->fail_writes = false;
-  iavl::versioned_tree reopened(iavl::options{.store = store});
-  EXPECT_EQ(reopened.latest_version(), 1);
-  EXPECT_EQ(reopened.last_commit().get("key1"), "one");
+  std::optional<iavl::versioned_tree> reopened(std::in_place, iavl::options{.store = store});
+  EXPECT_EQ(reopened->latest_version(), 1);
+  EXPECT_EQ(reopened->last_commit().get("key1"), "one");
   bool leftover = false;
   store->inner->scan_nodes(2, INT64_MAX, [&](iavl::node_key) {
     leftover = true;
@@ -1291,9 +1293,10 @@ TEST(StoreFailures, ALargeVersionIsWrittenInPiecesAndKeptOnlyWhole) {
   a.set("key1", "one");
   (void)twin.commit(std::move(a));
   const long before = store->writes;
-  const iavl::snapshot two = reopened.commit(large_version(reopened.branch()));
+  const iavl::snapshot two = reopened->commit(large_version(reopened->branch()));
   EXPECT_GE(store->writes - before, 2);
   EXPECT_EQ(two.hash(), twin.commit(large_version(twin.branch())).hash());
+  reopened.reset();  // one versioned_tree on a store at a time
   iavl::versioned_tree again(iavl::options{.store = store});
   EXPECT_EQ(again.latest_version(), 2);
   EXPECT_EQ(again.last_commit().hash(), two.hash());
@@ -1305,12 +1308,12 @@ TEST(StoreFailures, ALargeVersionIsWrittenInPiecesAndKeptOnlyWhole) {
 // smaller tree, leaves none of the first attempt's records in its run.
 TEST(StoreFailures, AVersionCommittedAgainAfterAFailedWriteKeepsNoRecordsOfTheFirstAttempt) {
   auto store = std::make_shared<failing_store>();
-  iavl::versioned_tree db(iavl::options{.store = store});
-  iavl::tree a = db.branch();
+  std::optional<iavl::versioned_tree> db(std::in_place, iavl::options{.store = store});
+  iavl::tree a = db->branch();
   a.set("key1", "one");
-  (void)db.commit(std::move(a));
+  (void)db->commit(std::move(a));
   store->writes_left = 1;  // the first piece of version 2 arrives, the second fails
-  EXPECT_THROW((void)db.commit(large_version(db.branch())), iavl::error);
+  EXPECT_THROW((void)db->commit(large_version(db->branch())), iavl::error);
   store->writes_left = -1;
   store->fail_writes = false;
   auto records_of_version_2 = [&] {
@@ -1320,10 +1323,11 @@ TEST(StoreFailures, AVersionCommittedAgainAfterAFailedWriteKeepsNoRecordsOfTheFi
   };
   ASSERT_GT(records_of_version_2(), 1000);  // else this test would not test a torn version
 
-  iavl::tree small = db.branch();
+  iavl::tree small = db->branch();
   small.set("key2", "two");
-  const iavl::snapshot two = db.commit(std::move(small));
+  const iavl::snapshot two = db->commit(std::move(small));
   EXPECT_EQ(records_of_version_2(), 3);  // the root record, a leaf and their parent
+  db.reset();                            // one versioned_tree on a store at a time
   iavl::versioned_tree reopened(iavl::options{.store = store});
   EXPECT_EQ(reopened.last_commit().hash(), two.hash());
   EXPECT_EQ(reopened.last_commit().get("key2"), "two");
@@ -1418,6 +1422,27 @@ TEST(StoreFailures, AHeldSnapshotOfAVersionGoneFromTheStoreSaysSo) {
       }
     }
   }
+}
+
+// Two versioned_trees on one store each took their own latest version for the store's: the
+// second committed a version 1 over the first's, whose keys were then gone.
+TEST(StoreFailures, ASecondVersionedTreeOnAStoreInUseIsRefused) {
+  auto store = iavl::open_memory_store();
+  std::optional<iavl::versioned_tree> first(std::in_place, iavl::options{.store = store});
+  const model m = commit_keys(*first, 100);
+  for (int attempt = 0; attempt < 2; ++attempt) {  // a refused one leaves the first's claim
+    try {
+      const iavl::versioned_tree second(iavl::options{.store = store});
+      FAIL() << "a second versioned_tree opened the store";
+    } catch (const iavl::error& e) {
+      EXPECT_EQ(e.code(), iavl::errc::invalid_argument) << e.what();
+    }
+  }
+  expect_contents(first->last_commit(), m);
+  first.reset();  // then the store is free
+  const iavl::versioned_tree again(iavl::options{.store = store});
+  EXPECT_EQ(again.latest_version(), 1);
+  expect_contents(again.last_commit(), m);
 }
 
 TEST(StoreFailures, ADamagedNodeRecordIsATypedError) {

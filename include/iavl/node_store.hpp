@@ -14,6 +14,7 @@
 // errc::corruption when it detects damaged data.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -26,6 +27,10 @@
 #include <vector>
 
 namespace iavl {
+
+namespace detail {
+class store_claim;
+}  // namespace detail
 
 /// Where a node is stored: the version that created it and its sequence number (from 1) among
 /// the nodes that version wrote. Ordered by version, then nonce.
@@ -156,6 +161,12 @@ class node_store {
     if (empty) scan_nodes(0, INT64_MAX, [&](node_key) { return empty = false; });
     return empty;
   }
+
+ private:
+  // Whether a versioned_tree uses the store: one at a time may, as each keeps the latest version
+  // in memory and a second one would commit its own versions over the first's.
+  friend class detail::store_claim;
+  std::atomic<bool> in_use_{false};
 };
 
 /// A store that keeps serialized nodes in memory, for tests and benchmarks; its contents vanish

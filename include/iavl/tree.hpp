@@ -282,7 +282,8 @@ class snapshot : public tree_view {
 /// A working tree: the next version being built. Move-only; for one thread at a time.
 class tree : public tree_view {
  public:
-  /// An empty working tree that will become version 1.
+  /// An empty working tree that will become version 1, on its own: a versioned_tree commits only
+  /// trees branched from it (branch()).
   tree() : tree_view({}, nullptr, 1) {}
   tree(tree&& o) noexcept;
   tree& operator=(tree&& o) noexcept;

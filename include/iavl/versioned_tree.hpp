@@ -42,6 +42,19 @@ namespace iavl {
 
 namespace detail {
 class importer;
+
+/// A versioned_tree's hold on its store (none for null): one versioned_tree at a time.
+class store_claim {
+ public:
+  /// Throws errc::invalid_argument when another versioned_tree uses `store`.
+  explicit store_claim(node_store* store);
+  ~store_claim();
+  store_claim(const store_claim&) = delete;
+  store_claim& operator=(const store_claim&) = delete;
+
+ private:
+  node_store* store_;
+};
 }  // namespace detail
 
 /// Which committed versions stay readable. Applied at each commit; the latest version is always
@@ -75,8 +88,9 @@ class versioned_tree {
   /// An empty tree in memory with no committed version (latest_version() == 0).
   versioned_tree() : versioned_tree(options{}) {}
   /// Opens the tree in `opts.store`, continuing from its latest version (an empty store starts
-  /// at version 0). Throws iavl::error: not_a_database when the store holds other data,
-  /// format_mismatch for another format version, corruption, io_error.
+  /// at version 0). Throws iavl::error: invalid_argument when another versioned_tree uses the
+  /// store (one at a time; it is free again once that one is destroyed), not_a_database when the
+  /// store holds other data, format_mismatch for another format version, corruption, io_error.
   explicit versioned_tree(options opts);
   ~versioned_tree();
   versioned_tree(const versioned_tree&) = delete;
@@ -174,6 +188,7 @@ class versioned_tree {
                         write_batch& last);
 
   options opts_;
+  detail::store_claim claim_;                   // released last, after the threads that write stop
   std::shared_ptr<detail::store_context> ctx_;  // the store (if any) and the reclaimer
   std::unique_ptr<detail::node_cache> cache_;   // with a store
 
