@@ -1424,6 +1424,38 @@ TEST(StoreFailures, AHeldSnapshotOfAVersionGoneFromTheStoreSaysSo) {
   }
 }
 
+// A failed read leaves an iterator where it was: retried, it goes on from there. (It had taken
+// the subtree it was entering off its list before the read: a retry skipped that subtree.)
+TEST(StoreFailures, AnIteratorWhoseReadFailsCanBeRetriedAndSkipsNothing) {
+  auto store = std::make_shared<test_support::failing_store>();
+  iavl::versioned_tree db(iavl::options{.store = store, .cache_bytes = 64 << 10});
+  const model m = commit_keys(db, 3000);
+  (void)db.commit(db.branch());
+  for (const iavl::order o : {iavl::order::ascending, iavl::order::descending}) {
+    const iavl::snapshot s = db.at(1);  // its root read anew: every other node is read in the walk
+    model seen;
+    int failures = 0;
+    const iavl::entry_range range = s.range(std::nullopt, std::nullopt, o);
+    for (auto it = range.begin(); it != std::default_sentinel;) {
+      seen.emplace((*it).key, (*it).value);
+      if (seen.size() % 5 == 0) store->reads_left = 0;  // the next read fails
+      for (;;) {
+        try {
+          ++it;
+          break;
+        } catch (const iavl::error& e) {
+          ASSERT_EQ(e.code(), iavl::errc::io_error) << e.what();
+          ++failures;
+          store->reads_left = -1;
+        }
+      }
+    }
+    store->reads_left = -1;
+    EXPECT_GT(failures, 100);
+    EXPECT_EQ(seen, m);
+  }
+}
+
 // Two versioned_trees on one store each took their own latest version for the store's: the
 // second committed a version 1 over the first's, whose keys were then gone.
 TEST(StoreFailures, ASecondVersionedTreeOnAStoreInUseIsRefused) {

@@ -462,9 +462,18 @@ inline iterator& iterator::operator++() {
     leaf_ = nullptr;
     return *this;
   }
+  // A failed load (a store read) leaves the iterator where it was, so that ++ can be retried.
+  const std::size_t depth = pending_.size();
   const detail::inner_node* in = pending_.back();
-  pending_.pop_back();
-  descend(child(in, order_ == order::ascending ? 1 : 0));
+  try {
+    const detail::node* far = child(in, order_ == order::ascending ? 1 : 0);
+    pending_.pop_back();
+    descend(far);
+  } catch (...) {
+    pending_.resize(depth - 1);  // within capacity: no allocation
+    pending_.push_back(in);
+    throw;
+  }
   settle();
   return *this;
 }
