@@ -112,10 +112,46 @@ class smoothed_table_file final : public leveldb::WritableFile {
   off_t started_ = 0;  // writeback started for the bytes before this
 };
 
-// LevelDB's own environment, but for table files (`.ldb`), which it writes smoothed.
+// A table file read as LevelDB's own environment reads it, but a read past its end, which only a
+// truncated file makes (LevelDB reads where the manifest says a table's blocks and footer are), is
+// corruption: LevelDB's environment says EINVAL, an I/O error.
+class checked_table_file final : public leveldb::RandomAccessFile {
+ public:
+  checked_table_file(std::string name, leveldb::RandomAccessFile* file, std::uint64_t size)
+      : name_(std::move(name)), file_(file), size_(size) {}
+  leveldb::Status Read(std::uint64_t offset, std::size_t n, leveldb::Slice* result, char* scratch) const override {
+    if (offset > size_ || n > size_ - offset) {
+      *result = leveldb::Slice();
+      return leveldb::Status::Corruption(
+          name_, "truncated: " + std::to_string(size_) + " bytes, a read up to byte " + std::to_string(offset + n));
+    }
+    return file_->Read(offset, n, result, scratch);
+  }
+
+ private:
+  std::string name_;
+  std::unique_ptr<leveldb::RandomAccessFile> file_;
+  std::uint64_t size_;
+};
+
+// LevelDB's own environment, but for table files (`.ldb`), which it writes smoothed and reads
+// checked for truncation.
 class smoothed_env final : public leveldb::EnvWrapper {
  public:
   smoothed_env() : EnvWrapper(leveldb::Env::Default()) {}
+  leveldb::Status NewRandomAccessFile(const std::string& name, leveldb::RandomAccessFile** result) override {
+    std::uint64_t size = 0;
+    if (!name.ends_with(".ldb") || !target()->GetFileSize(name, &size).ok()) {
+      return target()->NewRandomAccessFile(name, result);
+    }
+    if (size == 0) {  // no table is empty (LevelDB's environment fails to map it: EINVAL)
+      *result = nullptr;
+      return leveldb::Status::Corruption(name, "truncated: empty");
+    }
+    leveldb::Status s = target()->NewRandomAccessFile(name, result);
+    if (s.ok()) *result = new checked_table_file(name, *result, size);
+    return s;
+  }
   leveldb::Status NewWritableFile(const std::string& name, leveldb::WritableFile** result) override {
     if (!name.ends_with(".ldb")) return target()->NewWritableFile(name, result);
     const int fd = ::open(name.c_str(), O_TRUNC | O_WRONLY | O_CREAT | O_CLOEXEC, 0644);

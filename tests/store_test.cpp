@@ -1963,4 +1963,41 @@ TEST(LevelDbStore, DamagedFilesGiveTypedErrors) {
   EXPECT_GT(typed_errors, 0);  // damage to table blocks is detected
 }
 
+// A table file cut short is damage, not an I/O failure: LevelDB reads past its end, which its
+// environment called EINVAL (io_error "Invalid argument", found by a review helper).
+TEST(LevelDbStore, ATruncatedTableFileIsCorruption) {
+  test_support::temp_dir dir;
+  const fs::path path = dir.path() / "db";
+  {
+    iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, {.write_buffer_bytes = 64 << 10})});
+    for (int v = 0; v < 4; ++v) {
+      iavl::tree t = db.branch();
+      for (int i = 0; i < 3000; ++i) t.set("key" + std::to_string(i * 7 + v), std::string(40, 'a' + v));
+      (void)db.commit(std::move(t));
+    }
+  }
+  std::vector<fs::path> tables;
+  for (const auto& e : fs::directory_iterator(path)) {
+    if (e.path().extension() == ".ldb") tables.push_back(e.path().filename());
+  }
+  ASSERT_FALSE(tables.empty());
+  for (const fs::path& table : tables) {
+    for (const double kept : {0.0, 0.5, 0.99}) {
+      SCOPED_TRACE(table.string() + " cut to " + std::to_string(kept));
+      const test_support::temp_dir copy_dir;
+      const fs::path copy = copy_dir.path() / "db";
+      fs::copy(path, copy);
+      fs::resize_file(copy / table,
+                      static_cast<std::uintmax_t>(static_cast<double>(fs::file_size(copy / table)) * kept));
+      try {
+        iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(copy)});
+        for (std::int64_t v : db.versions()) db.at(v).verify();
+        ADD_FAILURE() << "every version read whole";
+      } catch (const iavl::error& e) {
+        EXPECT_EQ(e.code(), iavl::errc::corruption) << e.what();
+      }
+    }
+  }
+}
+
 }  // namespace
