@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -1361,7 +1363,8 @@ TEST(StoreFailures, AMissingNodeIsATypedError) {
 
 // A snapshot held while its version is deleted (or rolled back and committed anew) reads what is
 // in memory; a read that needs a node the deletion removed is version_not_found, not corruption:
-// the store is whole, the version is gone. Each kind of read is tried on its own snapshot.
+// the store is whole, the version is gone. Each kind of read (and a working tree's writes, which
+// read) is tried on its own snapshot.
 TEST(StoreFailures, AHeldSnapshotOfAVersionGoneFromTheStoreSaysSo) {
   using read_fn = std::function<void(const iavl::snapshot&)>;
   const std::vector<std::pair<const char*, read_fn>> reads = {
@@ -1394,6 +1397,16 @@ TEST(StoreFailures, AHeldSnapshotOfAVersionGoneFromTheStoreSaysSo) {
        [](const iavl::snapshot& s) {
          std::ostringstream out;
          (void)iavl::export_state(s, out);
+       }},
+      {"set on a working tree",
+       [](const iavl::snapshot& s) {
+         iavl::tree t = s.branch();
+         for (int i = 0; i < 3000; ++i) t.set("k" + std::to_string(i), "w");
+       }},
+      {"remove on a working tree",
+       [](const iavl::snapshot& s) {
+         iavl::tree t = s.branch();
+         for (int i = 0; i < 3000; ++i) (void)t.remove("k" + std::to_string(i));
        }},
   };
   for (const bool rolled_back : {false, true}) {

@@ -231,7 +231,7 @@ inline set_result tree::set_now(std::string_view key, std::string_view value) {
     detail::write_env env = write_env();
     if (writes_nodes_ && keep_.family()) env.settled = &settled;
     try {
-      fresh = detail::insert(current, key, value, updated, env);
+      fresh = detail::reading(ctx(), source_, [&] { return detail::insert(current, key, value, updated, env); });
     } catch (...) {
       mark_lost();
       throw;
@@ -255,11 +255,13 @@ inline bool tree::remove_now(std::string_view key) {
   root_ = nullptr;
   detail::slot_value rest;
   try {
-    rest = detail::erase(current, key, new_key, write_env());
-    if (rest.bits && detail::is_key(rest.bits)) {  // the new root is a child not in memory yet
-      rest.bits = reinterpret_cast<std::uintptr_t>(
-          ctx()->load(detail::unpack_key(rest.bits), rest.hash_valid ? &rest.hash : nullptr));
-    }
+    detail::reading(ctx(), source_, [&] {
+      rest = detail::erase(current, key, new_key, write_env());
+      if (rest.bits && detail::is_key(rest.bits)) {  // the new root is a child not in memory yet
+        rest.bits = reinterpret_cast<std::uintptr_t>(
+            ctx()->load(detail::unpack_key(rest.bits), rest.hash_valid ? &rest.hash : nullptr));
+      }
+    });
   } catch (...) {
     mark_lost();
     throw;
