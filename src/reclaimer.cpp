@@ -105,14 +105,15 @@ void helper_thread::both(const std::function<void()>& a, const std::function<voi
     failure = std::current_exception();
   }
   std::unique_lock lock(mutex_);
-  if (!taken_) {  // the helper has not been scheduled yet: doing `a` here is sooner than waiting
+  // task_ is another caller's once the helper has done ours: `a` is ours only while it is there.
+  if (task_ == &a && !taken_) {  // the helper has not been scheduled yet: doing `a` here is sooner
     task_ = nullptr;
     lock.unlock();
     if (failure) std::rethrow_exception(failure);
     a();
     return;
   }
-  done_.wait(lock, [&] { return task_ == nullptr; });
+  done_.wait(lock, [&] { return task_ != &a; });
   if (failure) std::rethrow_exception(failure);
 }
 
