@@ -11,6 +11,7 @@ void worker::start() {
   if (running_) return;
   running_ = true;
   stopping_ = false;
+  exited_ = false;
   thread_ = std::thread([this] { run(); });
 }
 
@@ -47,7 +48,7 @@ void reclaimer::perform(job& j) {
 void reclaimer::enqueue(job j) {
   {
     std::lock_guard lock(mutex_);
-    if (running_ && !stopping_) {
+    if (running_ && !exited_) {
       queue_.push_back(std::move(j));
       if (queue_.size() == 1) wake_.notify_one();
       return;
@@ -74,7 +75,10 @@ void reclaimer::run() {
   std::unique_lock lock(mutex_);
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping, and everything queued is done
+    if (queue_.empty()) {  // stopping, and everything queued is done
+      exited_ = true;
+      return;
+    }
     work.swap(queue_);
     busy_ = true;
     lock.unlock();
@@ -120,7 +124,7 @@ void helper_thread::both(const std::function<void()>& a, const std::function<voi
 void helper_thread::post(std::function<void()> task) noexcept {
   {
     std::lock_guard lock(mutex_);
-    if (running_ && !stopping_) {
+    if (running_ && !exited_) {
       try {
         posted_.push_back(std::move(task));  // when it throws, `task` is as it was
         if (posted_.size() == 1) wake_.notify_one();
@@ -164,8 +168,9 @@ void helper_thread::run() {
       lock.lock();
       running_posted_ = false;
       done_.notify_all();
-    } else {
-      return;  // stopping, with nothing left to do
+    } else {  // stopping, with nothing left to do
+      exited_ = true;
+      return;
     }
   }
 }

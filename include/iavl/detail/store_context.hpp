@@ -77,6 +77,9 @@ class worker {
   std::condition_variable wake_;
   bool running_ = false;
   bool stopping_ = false;
+  // run() has returned. Until then, work handed in while stopping is queued: run() drains the
+  // queue, and work done by the caller meanwhile would run out of order with it.
+  bool exited_ = false;
 
  private:
   std::thread thread_;
