@@ -1,4 +1,5 @@
 // The serialized node format and node loading (docs/format.md, "Node records").
+#include <algorithm>
 #include <string>
 
 #include "iavl/detail/crc32c.hpp"
@@ -174,6 +175,22 @@ node* decode_node(node_key key, std::string_view bytes) {
   n->mark_committed();
   n->touch();  // a node is loaded because it is read
   return n;
+}
+
+void store_context::note_rollback(std::int64_t target) {
+  std::lock_guard lock(rollbacks_mutex_);
+  rollback_targets_.push_back(target);
+}
+
+std::size_t store_context::rollbacks() const {
+  std::lock_guard lock(rollbacks_mutex_);
+  return rollback_targets_.size();
+}
+
+bool store_context::rolled_back(std::int64_t version, std::size_t seen) const {
+  std::lock_guard lock(rollbacks_mutex_);
+  return std::any_of(rollback_targets_.begin() + static_cast<std::ptrdiff_t>(std::min(seen, rollback_targets_.size())),
+                     rollback_targets_.end(), [&](std::int64_t target) { return target < version; });
 }
 
 node* store_context::read(node_key key, const hash256* expected) const {

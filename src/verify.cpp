@@ -68,7 +68,8 @@ subtree_facts check_child(const detail::inner_node* parent, int i, const detail:
   const detail::node* c = parent->child[i].loaded();
   detail::root_ref temporary;
   if (!c) {
-    temporary = detail::root_ref(ctx->read(detail::unpack_key(parent->child[i].bits())), nullptr);
+    temporary =
+        detail::root_ref(ctx->read(detail::unpack_key(parent->child[i].bits()), parent->known_child_hash(i)), nullptr);
     c = temporary.get();
   }
   if (c->height != parent->facts().child_height[i]) {

@@ -95,7 +95,7 @@ void detail::rethrow_for_version(const store_context* ctx, const version_id& sou
   std::string bytes;
   std::optional<node_key> root;
   hash256 hash;
-  if (ctx->store().read_node(root_key(source.version), bytes)) {
+  if (!ctx->rolled_back(source.version, source.rollbacks) && ctx->store().read_node(root_key(source.version), bytes)) {
     decode_root(source.version, bytes, root, hash);
     if (hash == source.hash) throw;  // the version is there: the store is damaged
   }
@@ -599,6 +599,7 @@ void versioned_tree::rollback_to(std::int64_t version) {
   node_store& store = *opts_.store;
   // The version's root is read before anything is deleted: when that read fails, nothing changed.
   snapshot reloaded = load_version(version, record);
+  ctx_->note_rollback(version);
   // First the newer versions' roots, atomically: from then on they no longer exist. Their nodes
   // follow in bounded batches; open_store() finishes the job if this is interrupted.
   write_batch roots;

@@ -1446,29 +1446,41 @@ TEST(StoreFailures, AHeldSnapshotOfAVersionGoneFromTheStoreSaysSo) {
          for (int i = 0; i < 3000; ++i) (void)t.remove("k" + std::to_string(i));
        }},
   };
-  for (const bool rolled_back : {false, true}) {
+  // Version 2 rolled back and committed again with other content, or with the same content
+  // hashed part way through the block: the same hash, other node records under the same keys.
+  enum class gone { deleted, rolled_back, committed_again_alike };
+  for (const gone how : {gone::deleted, gone::rolled_back, gone::committed_again_alike}) {
     for (const auto& [name, read] : reads) {
-      SCOPED_TRACE(std::string(name) + (rolled_back ? ", rolled back" : ", deleted"));
+      SCOPED_TRACE(std::string(name) + ", case " + std::to_string(static_cast<int>(how)));
       auto store = iavl::open_memory_store();
       iavl::versioned_tree db(iavl::options{.store = store, .cache_bytes = 64 << 10});
       (void)commit_keys(db, 3000);
       (void)commit_keys(db, 3000);  // the same keys: version 2 replaces every leaf of version 1
       db.trim_cache();              // the commit's trim done: most nodes are in the store only
-      const iavl::snapshot held = db.at(rolled_back ? 2 : 1);
-      if (rolled_back) {
+      const iavl::snapshot held = db.at(how == gone::deleted ? 1 : 2);
+      if (how == gone::deleted) {
+        db.delete_version(1);
+      } else {
         db.rollback_to(1);
         iavl::tree t = db.branch();
-        t.set("k0", "another version 2");
-        (void)db.commit(std::move(t));
-      } else {
-        db.delete_version(1);
+        if (how == gone::rolled_back) {
+          t.set("k0", "another version 2");
+        } else {
+          for (int k = 0; k < 3000; ++k) {
+            t.set("k" + std::to_string(k), "value of k" + std::to_string(k));
+            if (k % 300 == 0) (void)t.working_hash();
+          }
+        }
+        const iavl::snapshot again = db.commit(std::move(t));
+        ASSERT_EQ(again.hash() == held.hash(), how == gone::committed_again_alike);
       }
       try {
         read(held);
         FAIL() << "every read found its nodes";
       } catch (const iavl::error& e) {
         EXPECT_EQ(e.code(), iavl::errc::version_not_found) << e.what();
-        EXPECT_NE(std::string(e.what()).find(rolled_back ? "version 2" : "version 1"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find(how == gone::deleted ? "version 1" : "version 2"), std::string::npos)
+            << e.what();
       }
     }
   }

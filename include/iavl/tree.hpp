@@ -275,7 +275,7 @@ class snapshot : public tree_view {
   friend class tree;
   snapshot(detail::root_ref root, std::int64_t version, const hash256& hash) : tree_view(root, root.get(), version) {
     root_hash_ = hash;
-    source_ = {version, hash};
+    source_ = {version, hash, root.family() ? root.family()->rollbacks() : 0};
   }
 };
 

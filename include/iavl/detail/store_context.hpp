@@ -36,10 +36,12 @@ class node_not_in_store : public error {
   explicit node_not_in_store(const std::string& message) : error(errc::corruption, message) {}
 };
 
-/// A committed version as a reader knows it: its number (0 for none) and root hash.
+/// A committed version as a reader knows it: its number (0 for none), root hash, and how many
+/// rollbacks its versioned tree had made when the reader got it (see store_context::rolled_back).
 struct version_id {
   std::int64_t version = 0;
   hash256 hash;
+  std::size_t rollbacks = 0;
 };
 
 /// Called in a handler of node_not_in_store, raised by a read of `source`'s nodes through `ctx`:
@@ -166,6 +168,14 @@ class store_context {
   [[nodiscard]] reclaimer& reclaim() const { return reclaimer_; }
   [[nodiscard]] helper_thread& helper() const { return helper_; }
 
+  /// rollback_to(`target`) is about to delete the versions above `target`: a version of the same
+  /// number committed again may have the same hash and other node records under the same keys.
+  void note_rollback(std::int64_t target);
+  /// How many rollbacks were noted so far.
+  [[nodiscard]] std::size_t rollbacks() const;
+  /// Whether a rollback noted after the first `seen` deleted `version`.
+  [[nodiscard]] bool rolled_back(std::int64_t version, std::size_t seen) const;
+
   /// Reads and decodes the node stored under `key` (one reference, not counted in account()),
   /// checking it against `expected`, the hash its parent or root record keeps of it, if given.
   /// Throws node_not_in_store when the record is missing or another node's, iavl::error:
@@ -180,6 +190,8 @@ class store_context {
 
  private:
   std::shared_ptr<node_store> store_;
+  mutable std::mutex rollbacks_mutex_;
+  std::vector<std::int64_t> rollback_targets_;  // in the order noted
   mutable memory_account account_;
   mutable reclaimer reclaimer_;
   mutable helper_thread helper_;
