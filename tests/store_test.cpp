@@ -1518,6 +1518,22 @@ TEST(StoreFailures, AnIteratorWhoseReadFailsCanBeRetriedAndSkipsNothing) {
   }
 }
 
+// A node_store subclass with value semantics: the claim is not part of a store's value.
+class copyable_store : public iavl::node_store {
+ public:
+  bool read_node(iavl::node_key k, std::string& out) const override { return inner->read_node(k, out); }
+  bool read_meta(std::string_view n, std::string& out) const override { return inner->read_meta(n, out); }
+  void scan_meta(std::string_view p, const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    inner->scan_meta(p, fn);
+  }
+  void scan_nodes(std::int64_t a, std::int64_t b, const std::function<bool(iavl::node_key)>& fn) const override {
+    inner->scan_nodes(a, b, fn);
+  }
+  void write(const iavl::write_batch& batch, bool sync) override { inner->write(batch, sync); }
+  std::uint64_t size_bytes() const override { return inner->size_bytes(); }
+  std::shared_ptr<iavl::node_store> inner = iavl::open_memory_store();
+};
+
 // Two versioned_trees on one store each took their own latest version for the store's: the
 // second committed a version 1 over the first's, whose keys were then gone.
 TEST(StoreFailures, ASecondVersionedTreeOnAStoreInUseIsRefused) {
@@ -1533,6 +1549,12 @@ TEST(StoreFailures, ASecondVersionedTreeOnAStoreInUseIsRefused) {
     }
   }
   expect_contents(first->last_commit(), m);
+  // A copy of a store in use starts out not in use (here given data of its own).
+  auto original = std::make_shared<copyable_store>();
+  const iavl::versioned_tree on_original(iavl::options{.store = original});
+  auto copy = std::make_shared<copyable_store>(*original);
+  copy->inner = iavl::open_memory_store();
+  EXPECT_NO_THROW(iavl::versioned_tree(iavl::options{.store = copy}));
   first.reset();  // then the store is free
   const iavl::versioned_tree again(iavl::options{.store = store});
   EXPECT_EQ(again.latest_version(), 1);

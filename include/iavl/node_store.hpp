@@ -162,6 +162,12 @@ class node_store {
     return empty;
   }
 
+ protected:
+  node_store() = default;
+  // A copy is a store of its own: not in use by anyone yet.
+  node_store(const node_store& /*other*/) noexcept {}
+  node_store& operator=(const node_store& /*other*/) noexcept { return *this; }
+
  private:
   // Whether a versioned_tree uses the store: one at a time may, as each keeps the latest version
   // in memory and a second one would commit its own versions over the first's.
