@@ -2004,11 +2004,9 @@ TEST(LevelDbStore, ADamagedRootRecordIsCorruptionAndDeletesNothing) {
   }
 }
 
-// Flips bytes in the table files of a closed database: opening or reading it must fail with a
-// typed error (LevelDB's block checksums, our record checks), never crash.
-TEST(LevelDbStore, DamagedFilesGiveTypedErrors) {
-  test_support::temp_dir dir;
-  const fs::path path = dir.path() / "db";
+// A closed LevelDB database of four versions at `path`, its records in table files (small
+// memtables); returns the table files' names.
+std::vector<fs::path> database_in_tables(const fs::path& path) {
   {
     iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, {.write_buffer_bytes = 64 << 10})});
     for (int v = 0; v < 4; ++v) {
@@ -2019,15 +2017,24 @@ TEST(LevelDbStore, DamagedFilesGiveTypedErrors) {
   }
   std::vector<fs::path> tables;
   for (const auto& e : fs::directory_iterator(path)) {
-    if (e.path().extension() == ".ldb") tables.push_back(e.path());
+    if (e.path().extension() == ".ldb") tables.push_back(e.path().filename());
   }
+  return tables;
+}
+
+// Flips bytes in the table files of a closed database: opening or reading it must fail with a
+// typed error (LevelDB's block checksums, our record checks), never crash.
+TEST(LevelDbStore, DamagedFilesGiveTypedErrors) {
+  test_support::temp_dir dir;
+  const fs::path path = dir.path() / "db";
+  const std::vector<fs::path> tables = database_in_tables(path);
   ASSERT_FALSE(tables.empty());
   int typed_errors = 0;
   for (int round = 0; round < 8; ++round) {
     const test_support::temp_dir copy_dir;
     const fs::path copy = copy_dir.path() / "db";
     fs::copy(path, copy);
-    const fs::path victim = copy / tables[round % tables.size()].filename();
+    const fs::path victim = copy / tables[round % tables.size()];
     std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
     const auto size = fs::file_size(victim);
     for (int i = 0; i < 16; ++i) {
@@ -2052,18 +2059,7 @@ TEST(LevelDbStore, DamagedFilesGiveTypedErrors) {
 TEST(LevelDbStore, ATruncatedTableFileIsCorruption) {
   test_support::temp_dir dir;
   const fs::path path = dir.path() / "db";
-  {
-    iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, {.write_buffer_bytes = 64 << 10})});
-    for (int v = 0; v < 4; ++v) {
-      iavl::tree t = db.branch();
-      for (int i = 0; i < 3000; ++i) t.set("key" + std::to_string(i * 7 + v), std::string(40, 'a' + v));
-      (void)db.commit(std::move(t));
-    }
-  }
-  std::vector<fs::path> tables;
-  for (const auto& e : fs::directory_iterator(path)) {
-    if (e.path().extension() == ".ldb") tables.push_back(e.path().filename());
-  }
+  const std::vector<fs::path> tables = database_in_tables(path);
   ASSERT_FALSE(tables.empty());
   for (const fs::path& table : tables) {
     for (const double kept : {0.0, 0.5, 0.99}) {
