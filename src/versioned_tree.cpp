@@ -209,9 +209,10 @@ void versioned_tree::open_store() {
 
 snapshot versioned_tree::load_version(std::int64_t version, const root_record& record) const {
   // Pruning may delete the version meanwhile: reading() tells that from a damaged store.
-  detail::node* root = record.root ? detail::reading(ctx_.get(), {version, record.hash},
-                                                     [&] { return ctx_->load(*record.root, &record.hash); })
-                                   : nullptr;
+  const detail::version_id source{version, record.hash, ctx_->rollbacks()};
+  detail::node* root = record.root
+                           ? detail::reading(ctx_.get(), source, [&] { return ctx_->load(*record.root, &record.hash); })
+                           : nullptr;
   return snapshot(detail::root_ref(root, ctx_), version, record.hash);
 }
 

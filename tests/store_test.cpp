@@ -1561,6 +1561,28 @@ TEST(StoreFailures, ASecondVersionedTreeOnAStoreInUseIsRefused) {
   expect_contents(again.last_commit(), m);
 }
 
+// A rollback made before a version was read counts for nothing: a node of that version missing
+// later is damage. (at() once counted every rollback ever made, and called it version_not_found.)
+TEST(StoreFailures, AMissingNodeAfterAnEarlierRollbackIsCorruption) {
+  auto store = iavl::open_memory_store();
+  iavl::versioned_tree db(iavl::options{.store = store});
+  for (int v = 0; v < 2; ++v) (void)commit_keys(db, 100);
+  db.rollback_to(1);
+  for (int v = 0; v < 3; ++v) (void)commit_keys(db, 100);  // versions 2 to 4
+  iavl::write_batch damage;
+  store->scan_nodes(3, 3, [&](iavl::node_key k) {
+    if (k.nonce > 0) damage.delete_nodes.push_back(k);  // all but the root record
+    return true;
+  });
+  store->write(damage, true);
+  try {
+    (void)db.at(3);
+    FAIL() << "expected corruption";
+  } catch (const iavl::error& e) {
+    EXPECT_EQ(e.code(), iavl::errc::corruption) << e.what();
+  }
+}
+
 TEST(StoreFailures, ADamagedNodeRecordIsATypedError) {
   auto store = store_of_one_version(50);
   // Every truncation and a flipped kind byte of the root record.
