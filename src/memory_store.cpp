@@ -1,5 +1,13 @@
-// open_memory_store(): serialized nodes and metadata in an ordered map, the same records a
-// LevelDB store holds.
+// open_memory_store(): serialized nodes and metadata in memory, the same records a LevelDB store
+// holds.
+//
+// A version's node records sit back to back in one buffer, with a list of where each is, in
+// nonce order: a commit's run of records is appended with two copies. A map entry a record cost
+// two allocations and about 240 bytes against 132 here, and the store grows by that much every
+// commit (at 1M keys a block of 1000 writes 11,600 records), on a machine where fresh pages are
+// slow to get. A deleted record is marked, and its room given back once such records fill half
+// of their version's buffer.
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -11,76 +19,203 @@ namespace iavl {
 
 namespace {
 
+// The node records of one version.
+class version_records {
+ public:
+  // Makes room for `count` more records of `bytes` together: a version comes in one batch, or in
+  // pieces of a few MiB (which grow the room geometrically, not piece by piece).
+  void reserve(std::size_t count, std::size_t bytes) {
+    if (bytes_.capacity() - bytes_.size() < bytes) {
+      bytes_.reserve(std::max(bytes_.size() + bytes, 2 * bytes_.capacity()));
+    }
+    if (entries_.capacity() - entries_.size() < count) {
+      entries_.reserve(std::max(entries_.size() + count, 2 * entries_.capacity()));
+    }
+  }
+
+  // Sets the record of `nonce` (values are at most 1 GiB, so a record fits its 32-bit size);
+  // returns the size of the record it replaced, or -1 when there was none.
+  std::int64_t put(std::uint32_t nonce, std::string_view record) {
+    const entry added{.begin = bytes_.size(), .nonce = nonce, .size = static_cast<std::uint32_t>(record.size())};
+    bytes_.append(record);
+    // At the end in the usual case: a version's records come in key order.
+    auto at = static_cast<std::ptrdiff_t>(entries_.size());
+    if (!entries_.empty() && entries_.back().nonce >= nonce) at = position(nonce);
+    const auto it = entries_.begin() + at;
+    if (it == entries_.end() || it->nonce != nonce) {
+      entries_.insert(it, added);
+      ++live_;
+      return -1;
+    }
+    const std::int64_t replaced = it->live() ? std::int64_t{it->size} : -1;
+    if (it->live()) {
+      dead_bytes_ += it->size;
+    } else {
+      ++live_;
+    }
+    *it = added;
+    return replaced;
+  }
+
+  // Deletes the record of `nonce`; returns the bytes it held, or -1 when there was none.
+  std::int64_t erase(std::uint32_t nonce) {
+    const auto it = entries_.begin() + position(nonce);
+    if (it == entries_.end() || it->nonce != nonce || !it->live()) return -1;
+    const std::uint32_t size = it->size;
+    dead_bytes_ += size;
+    it->size = entry::dead;
+    --live_;
+    return size;
+  }
+
+  // Gives back the room of deleted and overwritten records once they are most of the buffer or
+  // of the list.
+  void compact() {
+    if (dead_bytes_ <= bytes_.size() / 2 && entries_.size() - live_ <= live_) return;
+    std::string bytes;
+    bytes.reserve(bytes_.size() - dead_bytes_);
+    std::vector<entry> entries;
+    entries.reserve(live_);
+    for (const entry& e : entries_) {
+      if (!e.live()) continue;
+      entries.push_back({.begin = bytes.size(), .nonce = e.nonce, .size = e.size});
+      bytes.append(bytes_, e.begin, e.size);
+    }
+    bytes_ = std::move(bytes);
+    entries_ = std::move(entries);
+    dead_bytes_ = 0;
+  }
+
+  bool read(std::uint32_t nonce, std::string& out) const {
+    const auto it = entries_.begin() + position(nonce);
+    if (it == entries_.end() || it->nonce != nonce || !it->live()) return false;
+    out.assign(bytes_, it->begin, it->size);
+    return true;
+  }
+
+  // Calls fn(nonce) for each record in nonce order until fn returns false; returns false then.
+  template <typename Fn>
+  bool scan(Fn&& fn) const {
+    for (const entry& e : entries_) {
+      if (e.live() && !fn(e.nonce)) return false;
+    }
+    return true;
+  }
+
+  [[nodiscard]] bool empty() const { return live_ == 0; }
+
+ private:
+  struct entry {
+    static constexpr std::uint32_t dead = UINT32_MAX;  // a deleted record's size
+    std::size_t begin;                                 // of its record in bytes_
+    std::uint32_t nonce;
+    std::uint32_t size;
+    [[nodiscard]] bool live() const { return size != dead; }
+  };
+  // Where the entry of `nonce` is, or would go.
+  [[nodiscard]] std::ptrdiff_t position(std::uint32_t nonce) const {
+    return std::lower_bound(entries_.begin(), entries_.end(), nonce,
+                            [](const entry& e, std::uint32_t n) { return e.nonce < n; }) -
+           entries_.begin();
+  }
+
+  std::string bytes_;
+  std::vector<entry> entries_;  // by nonce
+  std::size_t live_ = 0;
+  std::size_t dead_bytes_ = 0;
+};
+
 class memory_store final : public node_store {
  public:
-  bool read_node(node_key key, std::string& out) const override { return read(detail::node_record_key(key), out); }
+  bool read_node(node_key key, std::string& out) const override {
+    std::shared_lock lock(mutex_);
+    const auto it = nodes_.find(key.version);
+    return it != nodes_.end() && it->second.read(key.nonce, out);
+  }
 
   bool read_meta(std::string_view name, std::string& out) const override {
-    return read(detail::meta_record_key(name), out);
+    std::shared_lock lock(mutex_);
+    const auto it = meta_.find(name);
+    if (it == meta_.end()) return false;
+    out = it->second;
+    return true;
   }
 
   void scan_meta(std::string_view prefix,
                  const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    const std::string start = detail::meta_record_key(prefix);
     std::shared_lock lock(mutex_);
-    for (auto it = records_.lower_bound(start); it != records_.end() && it->first.starts_with(start); ++it) {
-      if (!fn(std::string_view(it->first).substr(1), it->second)) return;
+    for (auto it = meta_.lower_bound(prefix); it != meta_.end() && it->first.starts_with(prefix); ++it) {
+      if (!fn(it->first, it->second)) return;
     }
   }
 
   void scan_nodes(std::int64_t first_version, std::int64_t last_version,
                   const std::function<bool(node_key)>& fn) const override {
     std::shared_lock lock(mutex_);
-    node_key k;
-    for (auto it = records_.lower_bound(detail::version_start_key(first_version));
-         it != records_.end() && detail::parse_node_record_key(it->first, k) && k.version <= last_version; ++it) {
-      if (!fn(k)) return;
+    for (auto it = nodes_.lower_bound(first_version); it != nodes_.end() && it->first <= last_version; ++it) {
+      const std::int64_t version = it->first;
+      if (!it->second.scan([&](std::uint32_t nonce) { return fn({version, nonce}); })) return;
     }
   }
 
   void write(const write_batch& batch, bool /*sync*/) override {
     std::unique_lock lock(mutex_);
-    // A version's node records come in key order: each goes right after the one before, which
-    // the hint makes a constant-time insert instead of a search of the whole map.
-    auto hint = records_.end();
-    for (const auto& [k, v] : batch.put_nodes) hint = std::next(put(detail::node_record_key(k), v, hint));
-    for (const auto& k : batch.delete_nodes) erase(detail::node_record_key(k));
-    for (const auto& [name, v] : batch.put_meta) (void)put(detail::meta_record_key(name), v, records_.end());
-    for (const auto& name : batch.delete_meta) erase(detail::meta_record_key(name));
+    const node_records& puts = batch.put_nodes;
+    for (std::size_t i = 0; i < puts.size();) {
+      const std::int64_t version = puts[i].first.version;
+      std::size_t end = i, run_bytes = 0;
+      for (; end < puts.size() && puts[end].first.version == version; ++end) run_bytes += puts[end].second.size();
+      version_records& records = nodes_[version];
+      records.reserve(end - i, run_bytes);
+      for (; i < end; ++i) {
+        const auto [k, record] = puts[i];
+        const std::int64_t replaced = records.put(k.nonce, record);
+        if (replaced < 0) {
+          bytes_ += detail::node_record_key_size;
+        } else {
+          bytes_ -= replaced;
+        }
+        bytes_ += record.size();
+      }
+      records.compact();
+    }
+    for (const node_key& k : batch.delete_nodes) erase(k);
+    for (const auto& [name, value] : batch.put_meta) {
+      const auto [it, added] = meta_.try_emplace(name);
+      bytes_ += value.size() - it->second.size() + (added ? 1 + name.size() : 0);
+      it->second = value;
+    }
+    for (const auto& name : batch.delete_meta) {
+      const auto it = meta_.find(name);
+      if (it == meta_.end()) continue;
+      bytes_ -= 1 + it->first.size() + it->second.size();
+      meta_.erase(it);
+    }
   }
 
+  // The records' bytes with the keys a key-value backend stores them under.
   std::uint64_t size_bytes() const override {
     std::shared_lock lock(mutex_);
     return bytes_;
   }
 
  private:
-  bool read(const std::string& key, std::string& out) const {
-    std::shared_lock lock(mutex_);
-    const auto it = records_.find(key);
-    if (it == records_.end()) return false;
-    out = it->second;
-    return true;
-  }
-  // Sets `key` to `value`; `hint` is where the key is likely to go (std::map's insertion hint).
-  using record_map = std::map<std::string, std::string, std::less<>>;
-  record_map::iterator put(std::string key, std::string_view value, record_map::const_iterator hint) {
-    const std::size_t before = records_.size();
-    const auto it = records_.try_emplace(hint, std::move(key));
-    if (records_.size() == before) bytes_ -= it->first.size() + it->second.size();  // replaced
-    it->second = value;
-    bytes_ += it->first.size() + it->second.size();
-    return it;
-  }
-  void erase(const std::string& key) {
-    const auto it = records_.find(key);
-    if (it == records_.end()) return;
-    bytes_ -= it->first.size() + it->second.size();
-    records_.erase(it);
+  void erase(node_key k) {
+    const auto it = nodes_.find(k.version);
+    if (it == nodes_.end()) return;
+    const std::int64_t size = it->second.erase(k.nonce);
+    if (size < 0) return;
+    bytes_ -= detail::node_record_key_size + size;
+    if (it->second.empty()) {
+      nodes_.erase(it);
+    } else {
+      it->second.compact();
+    }
   }
 
   mutable std::shared_mutex mutex_;
-  record_map records_;
+  std::map<std::int64_t, version_records> nodes_;
+  std::map<std::string, std::string, std::less<>> meta_;
   std::uint64_t bytes_ = 0;
 };
 

@@ -216,6 +216,76 @@ TEST(MemoryStore, KeepsKeyOrderAndAnExactByteCountWhateverABatchsOrder) {
   EXPECT_EQ(out, "longer");
 }
 
+// Random batches against a map of what the store should hold: runs of new versions (some in
+// several pieces, some batches with several versions), records overwritten, written out of order,
+// deleted (most of a version, so that the memory store gives their room back, or all of it),
+// deleted and written again. Every read, scan and the memory store's byte count must agree.
+TYPED_TEST(StoreConformance, HoldsWhatRandomBatchesOfWritesAndDeletesLeave) {
+  auto store = this->backend.open();
+  std::mt19937_64 rng(31);
+  std::map<iavl::node_key, std::string> expected;
+  std::uint64_t meta_bytes = 0;
+  std::int64_t next_version = 1;
+  std::vector<iavl::node_key> deleted;  // some of the last round's deletes, to write again
+  auto pick = [&](auto& from) { return std::next(from.begin(), static_cast<long>(rng() % from.size())); };
+  auto record = [&] { return std::string(rng() % 300, static_cast<char>('a' + rng() % 26)); };
+  for (int round = 0; round < 60; ++round) {
+    iavl::write_batch b;
+    std::map<iavl::node_key, std::string> puts;  // this batch's, in key order as a tree writes them
+    const int versions = round % 7 == 0 ? 3 : 1;
+    for (int v = 0; v < versions; ++v, ++next_version) {
+      const auto count = static_cast<std::uint32_t>(rng() % 400);
+      for (std::uint32_t n = 1; n <= count; ++n) puts[key(next_version, n)] = record();
+    }
+    if (round % 5 == 4 && !expected.empty()) {  // the rest of a version in a later piece
+      const std::int64_t version = pick(expected)->first.version;
+      for (std::uint32_t n = 1000; n < 1100; ++n) puts[key(version, n)] = record();
+    }
+    for (int i = 0; i < 20 && !expected.empty(); ++i) puts[pick(expected)->first] = record();  // overwritten
+    for (const auto& [k, r] : puts) b.put_nodes.add(k, r);
+    for (const auto& k : deleted) b.put_nodes.add(k, "again");
+    if (!expected.empty()) b.put_nodes.add(key(pick(expected)->first.version, 500 + round), "out of order");
+    if (round % 3 == 2 && !expected.empty()) {  // most of one version, or all of it
+      const std::int64_t version = pick(expected)->first.version;
+      for (const auto& [k, r] : expected) {
+        if (k.version == version && (round % 2 == 0 || rng() % 10 != 0)) b.delete_nodes.push_back(k);
+      }
+    }
+    for (int i = 0; i < 10 && !expected.empty(); ++i) b.delete_nodes.push_back(pick(expected)->first);
+    b.delete_nodes.push_back(key(next_version + 5, 1));  // absent
+    b.put_meta.emplace_back("round" + std::to_string(round), record());
+    // The model: puts first, then deletes, as write applies them.
+    for (const auto& [k, r] : b.put_nodes) expected[k] = std::string(r);
+    for (const auto& k : b.delete_nodes) expected.erase(k);
+    meta_bytes += 1 + b.put_meta[0].first.size() + b.put_meta[0].second.size();
+    store->write(b, round % 2 == 0);
+
+    std::string out;
+    for (const auto& [k, r] : expected) {
+      ASSERT_TRUE(store->read_node(k, out)) << "round " << round << ": " << k.version << "/" << k.nonce;
+      ASSERT_EQ(out, r) << "round " << round << ": " << k.version << "/" << k.nonce;
+    }
+    for (const auto& k : b.delete_nodes) EXPECT_FALSE(store->read_node(k, out)) << k.version << "/" << k.nonce;
+    deleted.assign(b.delete_nodes.begin(), b.delete_nodes.begin() + std::min<long>(3, std::ssize(b.delete_nodes)));
+    const std::int64_t first = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(next_version));
+    const std::int64_t last = first + static_cast<std::int64_t>(rng() % 6);
+    std::vector<iavl::node_key> scanned, in_range;
+    store->scan_nodes(first, last, [&](iavl::node_key k) {
+      scanned.push_back(k);
+      return true;
+    });
+    for (const auto& [k, r] : expected) {
+      if (k.version >= first && k.version <= last) in_range.push_back(k);
+    }
+    ASSERT_EQ(scanned, in_range) << "round " << round << ": versions " << first << "-" << last;
+    if constexpr (std::is_same_v<TypeParam, memory_backend>) {
+      std::uint64_t bytes = meta_bytes;
+      for (const auto& [k, r] : expected) bytes += 13 + r.size();
+      ASSERT_EQ(store->size_bytes(), bytes) << "round " << round;
+    }
+  }
+}
+
 // ---- store-backed versioned trees ---------------------------------------------------------------
 
 template <typename Backend>
