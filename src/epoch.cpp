@@ -77,6 +77,21 @@ std::vector<leftover>& all_leftovers() {  // guarded by leftovers_mutex
 
 std::uint64_t oldest_active_epoch();
 
+// Hands release(e) each entry of `list` retired before `oldest` and keeps the others, in order.
+// release must not throw: the list is half rewritten meanwhile.
+template <typename Entry, typename Release>
+void release_older(std::vector<Entry>& list, std::uint64_t oldest, Release&& release) {
+  std::size_t kept = 0;
+  for (const Entry& e : list) {
+    if (e.epoch < oldest) {
+      release(e);
+    } else {
+      list[kept++] = e;
+    }
+  }
+  list.resize(kept);
+}
+
 void release_leftovers() {
   if (!any_leftovers.load(std::memory_order_acquire)) return;
   const std::uint64_t oldest = oldest_active_epoch();
@@ -84,16 +99,9 @@ void release_leftovers() {
   {
     std::lock_guard lock(leftovers_mutex);
     std::vector<leftover>& list = all_leftovers();
-    std::size_t kept = 0;
-    for (const leftover& l : list) {
-      if (l.epoch < oldest) {
-        now.push_back(l.n);  // an allocation: when it throws, the rest waits for the next call
-      } else {
-        list[kept++] = l;
-      }
-    }
-    list.resize(kept);
-    any_leftovers.store(kept != 0, std::memory_order_release);
+    now.reserve(list.size());  // when it throws, the list is untouched and waits for the next call
+    release_older(list, oldest, [&](const leftover& l) { now.push_back(l.n); });
+    any_leftovers.store(!list.empty(), std::memory_order_release);
   }
   for (node* n : now) release(n, nullptr);
 }
@@ -149,18 +157,11 @@ void retire_list::retire(node* n, memory_account* account, std::int64_t bytes) {
 std::size_t retire_list::collect() {
   release_leftovers();
   if (waiting_.empty()) return 0;
-  const std::uint64_t oldest = oldest_active_epoch();
-  std::size_t kept = 0;
-  for (const entry& e : waiting_) {
-    if (e.epoch < oldest) {
-      release(e.n, e.account);
-      waiting_bytes_ -= e.bytes;
-    } else {
-      waiting_[kept++] = e;
-    }
-  }
-  waiting_.resize(kept);
-  return kept;
+  release_older(waiting_, oldest_active_epoch(), [&](const entry& e) {
+    release(e.n, e.account);
+    waiting_bytes_ -= e.bytes;
+  });
+  return waiting_.size();
 }
 
 retire_list::~retire_list() {

@@ -10,10 +10,12 @@
 #include <cstdlib>
 #include <map>
 #include <new>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "iavl/detail/epoch.hpp"
 #include "iavl/iavl.hpp"
 #include "support/keys.hpp"
 
@@ -133,6 +135,49 @@ TEST(AllocationFailures, AWriteReadingFromTheStoreIsWholeOrTheTreeIsLost) {
   EXPECT_GT(fail_each_allocation(db, committed, iavl::writes::immediate, 60), 0);
   EXPECT_GT(fail_each_allocation(db, committed, iavl::writes::deferred, 40), 0);
   db.last_commit().verify();
+}
+
+// References a retire list still held back when it went away (its versioned_tree gone, a working
+// tree's pin still up) wait among the leftovers, and the end of a pin releases those no reader can
+// see. When that runs out of memory part way, each must still be released once, later: none
+// lost, none twice. Three leftovers, of which the middle one a later pin holds back; each node
+// holds two references of the test's, so that its count shows how often the lists released it.
+TEST(AllocationFailures, LeftoversWhoseReleaseRunsOutOfMemoryAreReleasedOnceLater) {
+  using namespace iavl::detail;
+  iavl::options o;
+  o.store = iavl::open_memory_store();  // a store, so that working trees pin
+  iavl::versioned_tree db(o);
+  for (long n = 0; n < 6; ++n) {
+    SCOPED_TRACE("allocation " + std::to_string(n) + " fails");
+    std::vector<node*> nodes;
+    auto retired = [&](retire_list& list) {
+      node* leaf = make_leaf("k", "v", 1);
+      retain(leaf);
+      retain(leaf);
+      list.retire(leaf, nullptr, 0);
+      nodes.push_back(leaf);
+    };
+    auto first = std::make_unique<retire_list>();
+    auto second = std::make_unique<retire_list>();
+    std::optional<iavl::tree> early = db.branch();  // holds back all three
+    retired(*second);
+    retired(*first);
+    std::optional<iavl::tree> late = db.branch();  // holds back the next one only
+    retired(*first);
+    first.reset();  // leftovers: first's two, then second's one
+    second.reset();
+    allocations_left = n;
+    armed = true;
+    early.reset();  // releases the first and the last leftover, or fails to
+    armed = false;
+    allocations_left = -1;
+    late.reset();  // releases what is left
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      EXPECT_EQ(nodes[i]->refs.load(), 2U) << "leftover " << i;
+      (void)drop_ref(nodes[i]);
+      release(nodes[i], nullptr);
+    }
+  }
 }
 
 }  // namespace
