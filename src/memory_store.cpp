@@ -22,39 +22,24 @@ namespace {
 // The node records of one version.
 class version_records {
  public:
-  // Makes room for `count` more records of `bytes` together: a version comes in one batch, or in
-  // pieces of a few MiB (which grow the room geometrically, not piece by piece).
-  void reserve(std::size_t count, std::size_t bytes) {
-    if (bytes_.capacity() - bytes_.size() < bytes) {
-      bytes_.reserve(std::max(bytes_.size() + bytes, 2 * bytes_.capacity()));
+  // Sets the records [first, last) of `puts`, all of this version, in any order, a later one of
+  // a nonce replacing an earlier one (values are at most 1 GiB, so a record fits its 32-bit size).
+  // Returns the change in the bytes the store counts: 13 for the key, and the record.
+  std::int64_t put(const node_records& puts, std::size_t first, std::size_t last, std::size_t bytes) {
+    reserve(last - first, bytes);
+    const std::size_t before = entries_.size();
+    std::size_t in_order = before;  // entries_[0, in_order) are in nonce order, each nonce once
+    std::int64_t change = 0;
+    for (std::size_t i = first; i < last; ++i) {
+      const auto [k, record] = puts[i];
+      if (in_order == entries_.size() && (in_order == 0 || entries_.back().nonce < k.nonce)) ++in_order;
+      entries_.push_back({.begin = bytes_.size(), .nonce = k.nonce, .size = static_cast<std::uint32_t>(record.size())});
+      bytes_.append(record);
+      change += static_cast<std::int64_t>(detail::node_record_key_size + record.size());
     }
-    if (entries_.capacity() - entries_.size() < count) {
-      entries_.reserve(std::max(entries_.size() + count, 2 * entries_.capacity()));
-    }
-  }
-
-  // Sets the record of `nonce` (values are at most 1 GiB, so a record fits its 32-bit size);
-  // returns the size of the record it replaced, or -1 when there was none.
-  std::int64_t put(std::uint32_t nonce, std::string_view record) {
-    const entry added{.begin = bytes_.size(), .nonce = nonce, .size = static_cast<std::uint32_t>(record.size())};
-    bytes_.append(record);
-    // At the end in the usual case: a version's records come in key order.
-    auto at = static_cast<std::ptrdiff_t>(entries_.size());
-    if (!entries_.empty() && entries_.back().nonce >= nonce) at = position(nonce);
-    const auto it = entries_.begin() + at;
-    if (it == entries_.end() || it->nonce != nonce) {
-      entries_.insert(it, added);
-      ++live_;
-      return -1;
-    }
-    const std::int64_t replaced = it->live() ? std::int64_t{it->size} : -1;
-    if (it->live()) {
-      dead_bytes_ += it->size;
-    } else {
-      ++live_;
-    }
-    *it = added;
-    return replaced;
+    live_ += entries_.size() - before;
+    if (in_order < entries_.size()) change -= merge_out_of_order(in_order);
+    return change;
   }
 
   // Deletes the record of `nonce`; returns the bytes it held, or -1 when there was none.
@@ -105,6 +90,41 @@ class version_records {
   [[nodiscard]] bool empty() const { return live_ == 0; }
 
  private:
+  // Makes room for `count` more records of `bytes` together: a version comes in one batch, or in
+  // pieces of a few MiB (which grow the room geometrically, not piece by piece).
+  void reserve(std::size_t count, std::size_t bytes) {
+    if (bytes_.capacity() - bytes_.size() < bytes) {
+      bytes_.reserve(std::max(bytes_.size() + bytes, 2 * bytes_.capacity()));
+    }
+    if (entries_.capacity() - entries_.size() < count) {
+      entries_.reserve(std::max(entries_.size() + count, 2 * entries_.capacity()));
+    }
+  }
+
+  // Sorts the entries from `in_order` on (a run out of nonce order: the tree writes a version's
+  // root last, at nonce 0) into the rest, the newer of a nonce replacing the older. Returns the
+  // bytes the store counts no more.
+  std::int64_t merge_out_of_order(std::size_t in_order) {
+    const auto by_nonce = [](const entry& a, const entry& b) { return a.nonce < b.nonce; };
+    const auto middle = entries_.begin() + static_cast<std::ptrdiff_t>(in_order);
+    std::stable_sort(middle, entries_.end(), by_nonce);
+    std::inplace_merge(entries_.begin(), middle, entries_.end(), by_nonce);  // stable: older first
+    std::int64_t gone = 0;
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+      const entry& e = entries_[i];
+      if (i + 1 == entries_.size() || entries_[i + 1].nonce != e.nonce) {
+        entries_[kept++] = e;
+      } else if (e.live()) {  // replaced
+        dead_bytes_ += e.size;
+        gone += static_cast<std::int64_t>(detail::node_record_key_size + e.size);
+        --live_;
+      }
+    }
+    entries_.resize(kept);
+    return gone;
+  }
+
   struct entry {
     static constexpr std::uint32_t dead = UINT32_MAX;  // a deleted record's size
     std::size_t begin;                                 // of its record in bytes_
@@ -166,18 +186,9 @@ class memory_store final : public node_store {
       std::size_t end = i, run_bytes = 0;
       for (; end < puts.size() && puts[end].first.version == version; ++end) run_bytes += puts[end].second.size();
       version_records& records = nodes_[version];
-      records.reserve(end - i, run_bytes);
-      for (; i < end; ++i) {
-        const auto [k, record] = puts[i];
-        const std::int64_t replaced = records.put(k.nonce, record);
-        if (replaced < 0) {
-          bytes_ += detail::node_record_key_size;
-        } else {
-          bytes_ -= replaced;
-        }
-        bytes_ += record.size();
-      }
+      bytes_ += static_cast<std::uint64_t>(records.put(puts, i, end, run_bytes));
       records.compact();
+      i = end;
     }
     for (const node_key& k : batch.delete_nodes) erase(k);
     for (const auto& [name, value] : batch.put_meta) {
@@ -191,6 +202,12 @@ class memory_store final : public node_store {
       bytes_ -= 1 + it->first.size() + it->second.size();
       meta_.erase(it);
     }
+  }
+
+  // Counts records of every version, where scans start from version 0.
+  bool empty() const override {
+    std::shared_lock lock(mutex_);
+    return nodes_.empty() && meta_.empty();
   }
 
   // The records' bytes with the keys a key-value backend stores them under.

@@ -9,6 +9,7 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <random>
 #include <set>
@@ -214,10 +215,16 @@ TEST(MemoryStore, KeepsKeyOrderAndAnExactByteCountWhateverABatchsOrder) {
   std::string out;
   ASSERT_TRUE(store->read_node(key(2, 1), out));
   EXPECT_EQ(out, "longer");
+  // Scans start at version 0; a store holding nodes of another version is not empty all the same.
+  auto other = iavl::open_memory_store();
+  iavl::write_batch negative;
+  negative.put_nodes = {{key(-1, 1), "x"}};
+  other->write(negative, true);
+  EXPECT_FALSE(other->empty());
 }
 
 // Random batches against a map of what the store should hold: runs of new versions (some in
-// several pieces, some batches with several versions), records overwritten, written out of order,
+// several pieces, some batches with several versions, some shuffled), records overwritten, written out of order,
 // deleted (most of a version, so that the memory store gives their room back, or all of it),
 // deleted and written again. Every read, scan and the memory store's byte count must agree.
 TYPED_TEST(StoreConformance, HoldsWhatRandomBatchesOfWritesAndDeletesLeave) {
@@ -236,6 +243,14 @@ TYPED_TEST(StoreConformance, HoldsWhatRandomBatchesOfWritesAndDeletesLeave) {
     for (int v = 0; v < versions; ++v, ++next_version) {
       const auto count = static_cast<std::uint32_t>(rng() % 400);
       for (std::uint32_t n = 1; n <= count; ++n) puts[key(next_version, n)] = record();
+    }
+    if (round % 4 == 1) {  // a version in shuffled order, some nonces twice: the later one stays
+      std::vector<std::uint32_t> nonces(300);
+      std::iota(nonces.begin(), nonces.end(), 0U);
+      for (int i = 0; i < 30; ++i) nonces.push_back(nonces[rng() % 300]);
+      std::shuffle(nonces.begin(), nonces.end(), rng);
+      for (const std::uint32_t n : nonces) b.put_nodes.add(key(next_version, n), record());
+      ++next_version;
     }
     if (round % 5 == 4 && !expected.empty()) {  // the rest of a version in a later piece
       const std::int64_t version = pick(expected)->first.version;
