@@ -32,12 +32,28 @@ class version_records {
     std::int64_t change = 0;
     for (std::size_t i = first; i < last; ++i) {
       const auto [k, record] = puts[i];
-      if (in_order == entries_.size() && (in_order == 0 || entries_.back().nonce < k.nonce)) ++in_order;
-      entries_.push_back({.begin = bytes_.size(), .nonce = k.nonce, .size = static_cast<std::uint32_t>(record.size())});
+      const entry added{.begin = bytes_.size(), .nonce = k.nonce, .size = static_cast<std::uint32_t>(record.size())};
       bytes_.append(record);
       change += static_cast<std::int64_t>(detail::node_record_key_size + record.size());
+      if (in_order == entries_.size() && (in_order == 0 || entries_.back().nonce < k.nonce)) {
+        entries_.push_back(added);
+        ++in_order;
+        continue;
+      }
+      const auto it = entries_.begin() + position(k.nonce, in_order);
+      if (it == entries_.begin() + static_cast<std::ptrdiff_t>(in_order) || it->nonce != k.nonce) {
+        entries_.push_back(added);  // a new nonce among the others: merged in below
+        continue;
+      }
+      if (it->live()) {  // replaced in place
+        dead_bytes_ += it->size;
+        change -= static_cast<std::int64_t>(detail::node_record_key_size + it->size);
+        --live_;
+      }
+      *it = added;
+      ++live_;
     }
-    live_ += entries_.size() - before;
+    live_ += entries_.size() - before;  // the entries added (those replaced in place are counted above)
     if (in_order < entries_.size()) change -= merge_out_of_order(in_order);
     return change;
   }
@@ -132,9 +148,10 @@ class version_records {
     std::uint32_t size;
     [[nodiscard]] bool live() const { return size != dead; }
   };
-  // Where the entry of `nonce` is, or would go.
-  [[nodiscard]] std::ptrdiff_t position(std::uint32_t nonce) const {
-    return std::lower_bound(entries_.begin(), entries_.end(), nonce,
+  // Where the entry of `nonce` is, or would go, among the first `end` entries (all by default).
+  [[nodiscard]] std::ptrdiff_t position(std::uint32_t nonce, std::size_t end = SIZE_MAX) const {
+    const auto last = entries_.begin() + static_cast<std::ptrdiff_t>(std::min(end, entries_.size()));
+    return std::lower_bound(entries_.begin(), last, nonce,
                             [](const entry& e, std::uint32_t n) { return e.nonce < n; }) -
            entries_.begin();
   }
@@ -185,9 +202,14 @@ class memory_store final : public node_store {
       const std::int64_t version = puts[i].first.version;
       std::size_t end = i, run_bytes = 0;
       for (; end < puts.size() && puts[end].first.version == version; ++end) run_bytes += puts[end].second.size();
-      version_records& records = nodes_[version];
-      bytes_ += static_cast<std::uint64_t>(records.put(puts, i, end, run_bytes));
-      records.compact();
+      const auto [at, added] = nodes_.try_emplace(version);
+      try {
+        bytes_ += static_cast<std::uint64_t>(at->second.put(puts, i, end, run_bytes));
+      } catch (...) {  // out of memory before it changed anything: no empty version left behind
+        if (added) nodes_.erase(at);
+        throw;
+      }
+      at->second.compact();
       i = end;
     }
     for (const node_key& k : batch.delete_nodes) erase(k);

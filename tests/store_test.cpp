@@ -191,8 +191,8 @@ TEST(NodeRecordsBuffer, GivesBackEachRecordUnderItsKeyInOrder) {
   EXPECT_EQ(records.begin(), records.end());
 }
 
-// The memory store inserts a batch's node records with a hint (each after the one before): out
-// of order and overwritten records still land in key order, and its byte count stays exact.
+// The memory store appends a version's node records and sorts those out of order once: out of
+// order and overwritten records still land in key order, and its byte count stays exact.
 TEST(MemoryStore, KeepsKeyOrderAndAnExactByteCountWhateverABatchsOrder) {
   auto store = iavl::open_memory_store();
   constexpr std::uint64_t key_bytes = 13;  // 'n' + version + nonce
@@ -298,6 +298,18 @@ TYPED_TEST(StoreConformance, HoldsWhatRandomBatchesOfWritesAndDeletesLeave) {
       for (const auto& [k, r] : expected) bytes += 13 + r.size();
       ASSERT_EQ(store->size_bytes(), bytes) << "round " << round;
     }
+  }
+  // Deleted to the last record, the store is empty again: no version kept without records.
+  iavl::write_batch all;
+  for (const auto& [k, r] : expected) all.delete_nodes.push_back(k);
+  for (int round = 0; round < 60; ++round) all.delete_meta.push_back("round" + std::to_string(round));
+  store->write(all, true);
+  EXPECT_TRUE(store->empty());
+  bool any = false;
+  store->scan_nodes(INT64_MIN, INT64_MAX, [&](iavl::node_key) { return !(any = true); });
+  EXPECT_FALSE(any);
+  if constexpr (std::is_same_v<TypeParam, memory_backend>) {
+    EXPECT_EQ(store->size_bytes(), 0U);
   }
 }
 
