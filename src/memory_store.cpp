@@ -2,11 +2,12 @@
 // holds.
 //
 // A version's node records sit back to back in one buffer, with a list of where each is, in
-// nonce order: a commit's run of records is appended with two copies. A map entry a record cost
-// two allocations and about 240 bytes against 132 here, and the store grows by that much every
-// commit (at 1M keys a block of 1000 writes 11,600 records), on a machine where fresh pages are
-// slow to get. A deleted record is marked, and its room given back once such records fill half
-// of their version's buffer.
+// nonce order: a commit's run of records costs one copy of its bytes and one entry each. A map
+// entry a record cost two allocations and about 240 bytes against 132 here, and the store grows
+// by that much every commit (at 1M keys a block of 1000 writes 11,600 records), on a machine
+// where fresh pages are slow to get. A record written again is replaced in place; new ones out of
+// nonce order are merged in once a batch. A deleted record is marked, and its room given back
+// once such records fill half of their version's buffer or list.
 #include <algorithm>
 #include <map>
 #include <mutex>
