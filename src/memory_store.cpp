@@ -61,8 +61,9 @@ class version_records {
 
   // Deletes the record of `nonce`; returns the bytes it held, or -1 when there was none.
   std::int64_t erase(std::uint32_t nonce) {
-    const auto it = entries_.begin() + position(nonce);
-    if (it == entries_.end() || it->nonce != nonce || !it->live()) return -1;
+    const std::ptrdiff_t at = live_index(nonce);
+    if (at < 0) return -1;
+    const auto it = entries_.begin() + at;
     const std::uint32_t size = it->size;
     dead_bytes_ += size;
     it->size = entry::dead;
@@ -89,9 +90,10 @@ class version_records {
   }
 
   bool read(std::uint32_t nonce, std::string& out) const {
-    const auto it = entries_.begin() + position(nonce);
-    if (it == entries_.end() || it->nonce != nonce || !it->live()) return false;
-    out.assign(bytes_, it->begin, it->size);
+    const std::ptrdiff_t at = live_index(nonce);
+    if (at < 0) return false;
+    const entry& e = entries_[static_cast<std::size_t>(at)];
+    out.assign(bytes_, e.begin, e.size);
     return true;
   }
 
@@ -155,6 +157,12 @@ class version_records {
     return std::lower_bound(entries_.begin(), last, nonce,
                             [](const entry& e, std::uint32_t n) { return e.nonce < n; }) -
            entries_.begin();
+  }
+  // The index of the live record of `nonce`, or -1 when there is none.
+  [[nodiscard]] std::ptrdiff_t live_index(std::uint32_t nonce) const {
+    const std::ptrdiff_t at = position(nonce);
+    const auto it = entries_.begin() + at;
+    return it != entries_.end() && it->nonce == nonce && it->live() ? at : -1;
   }
 
   std::string bytes_;

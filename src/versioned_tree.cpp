@@ -120,7 +120,7 @@ detail::store_claim::~store_claim() {
 
 versioned_tree::versioned_tree(options opts)
     : opts_(std::move(opts)), claim_(opts_.store.get()), ctx_(std::make_shared<detail::store_context>(opts_.store)) {
-  latest_ = snapshot(detail::root_ref(nullptr, ctx_), 0, empty_tree_hash());
+  latest_ = snapshot(detail::root_ref(nullptr, ctx_), {0, empty_tree_hash()});
   ctx_->reclaim().start();
   ctx_->helper().start();
   if (!opts_.store) return;
@@ -213,7 +213,7 @@ snapshot versioned_tree::load_version(std::int64_t version, const root_record& r
   detail::node* root = record.root
                            ? detail::reading(ctx_.get(), source, [&] { return ctx_->load(*record.root, &record.hash); })
                            : nullptr;
-  return snapshot(detail::root_ref(root, ctx_), version, record.hash);
+  return snapshot(detail::root_ref(root, ctx_), source);  // the rollbacks seen as the load began
 }
 
 std::int64_t versioned_tree::latest_version() const {
@@ -314,7 +314,7 @@ snapshot versioned_tree::commit(tree&& working) {
   working.keep_ = {};
   working.unusable_ = detail::moved_from;
   working.unusable_code_ = errc::invalid_argument;
-  snapshot s(detail::root_ref(root, ctx_), version, hash);
+  snapshot s(detail::root_ref(root, ctx_), {version, hash, ctx_->rollbacks()});
   {
     std::lock_guard lock(mutex_);
     if (opts_.store) {

@@ -273,9 +273,10 @@ class snapshot : public tree_view {
  private:
   friend class versioned_tree;
   friend class tree;
-  snapshot(detail::root_ref root, std::int64_t version, const hash256& hash) : tree_view(root, root.get(), version) {
-    root_hash_ = hash;
-    source_ = {version, hash, root.family() ? root.family()->rollbacks() : 0};
+  // `source`: the version as its reader got it, with the rollbacks seen then.
+  snapshot(detail::root_ref root, const detail::version_id& source) : tree_view(root, root.get(), source.version) {
+    root_hash_ = source.hash;
+    source_ = source;
   }
 };
 
