@@ -50,7 +50,7 @@ void reclaimer::enqueue(job j) {
     std::lock_guard lock(mutex_);
     if (running_ && !exited_) {
       queue_.push_back(std::move(j));
-      if (queue_.size() == 1) wake_.notify_one();
+      if (queue_.size() == 1) wake_if_asleep();
       return;
     }
   }
@@ -74,7 +74,7 @@ void reclaimer::run() {
   std::vector<job> work;
   std::unique_lock lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    wait_for_work(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) {  // stopping, and everything queued is done
       exited_ = true;
       return;
@@ -86,6 +86,7 @@ void reclaimer::run() {
     work.clear();
     lock.lock();
     busy_ = false;
+    keep_looking();
     if (queue_.empty()) idle_.notify_all();
   }
 }
@@ -127,7 +128,7 @@ void helper_thread::post(std::function<void()> task) noexcept {
     if (running_ && !exited_) {
       try {
         posted_.push_back(std::move(task));  // when it throws, `task` is as it was
-        if (posted_.size() == 1) wake_.notify_one();
+        if (posted_.size() == 1) wake_if_asleep();
         return;
       } catch (const std::bad_alloc&) {
       }
@@ -150,7 +151,7 @@ void helper_thread::run() {
   std::vector<std::function<void()>> work;
   std::unique_lock lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [&] { return stopping_ || (task_ && !taken_) || !posted_.empty(); });
+    wait_for_work(lock, [&] { return stopping_ || (task_ && !taken_) || !posted_.empty(); });
     if (task_ && !taken_) {  // a caller of both() waits for it: first
       taken_ = true;
       const std::function<void()>* task = task_;
@@ -167,6 +168,7 @@ void helper_thread::run() {
       work.clear();
       lock.lock();
       running_posted_ = false;
+      keep_looking();
       done_.notify_all();
     } else {  // stopping, with nothing left to do
       exited_ = true;

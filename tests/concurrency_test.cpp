@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <future>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -258,6 +259,36 @@ TEST(HelperThread, TwoCallersAtOnceHaveEachTheirOwnHalfRunOnce) {
   std::thread other(caller);
   caller();
   other.join();
+}
+
+// Work handed to a worker thread is done whether the thread is looking for more on its own (just
+// after other work: handing in then wakes no one) or asleep (long after: handing in must wake it).
+template <class Worker>
+void expect_work_done_however_long_after(Worker& worker) {
+  worker.start();
+  for (const auto pause : {std::chrono::milliseconds(0), std::chrono::milliseconds(1), std::chrono::milliseconds(30)}) {
+    worker.post([] {});
+    worker.flush();
+    std::this_thread::sleep_for(pause);
+    std::promise<void> done;
+    worker.post([&] { done.set_value(); });
+    if (done.get_future().wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+      ADD_FAILURE() << "work handed in " << pause.count() << " ms after the last was not done in 5 s";
+      worker.stop();  // runs what is queued, so that the task does not outlive `done`
+      return;
+    }
+    worker.flush();
+  }
+}
+
+TEST(HelperThread, WorkPostedSoonOrLongAfterTheLastIsDone) {
+  iavl::detail::helper_thread helper;
+  expect_work_done_however_long_after(helper);
+}
+
+TEST(Reclaimer, WorkPostedSoonOrLongAfterTheLastIsDone) {
+  iavl::detail::reclaimer reclaimer;
+  expect_work_done_however_long_after(reclaimer);
 }
 
 // Working trees of one versioned_tree built and hashed on two threads at once hash as the same
