@@ -122,8 +122,10 @@ struct node {
   [[nodiscard]] std::int64_t version() const { return version32; }
   [[nodiscard]] node_key key_in_store() const { return {version32, nonce}; }
   [[nodiscard]] bool is_committed() const { return (flags.load(std::memory_order_relaxed) & committed) != 0; }
-  /// Before the node is published: by commit or by loading.
-  void mark_committed() { flags.fetch_or(committed, std::memory_order_relaxed); }
+  /// Before the node is published (by commit or by loading), by the one thread that holds it:
+  /// a load and a store, not a locked OR, so that marking a version's thousands of new nodes
+  /// overlaps their cache misses (the locked OR took 14% of the committing thread's samples).
+  void mark_committed() { flags.store(flags.load(std::memory_order_relaxed) | committed, std::memory_order_relaxed); }
   /// Notes a read for the cache; writes only when the bit is not set yet.
   void touch() {
     if (!(flags.load(std::memory_order_relaxed) & accessed)) flags.fetch_or(accessed, std::memory_order_relaxed);
