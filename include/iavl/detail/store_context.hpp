@@ -78,8 +78,8 @@ class worker {
 
   /// In run(): waits under `lock` until `ready()`. For a while after the last work
   /// (keep_looking()) it looks again every poll_interval on its own, and wake_if_asleep() then
-  /// wakes no one. On this machine, a VM, waking a sleeping thread costs the waker 30-40 us (an
-  /// interprocessor interrupt through the hypervisor), and a block hands in work several times.
+  /// wakes no one. On the VM we benchmark on, waking a sleeping thread costs the waker 30-40 us
+  /// (an interprocessor interrupt through the hypervisor), and a block hands in work ten times.
   template <class Ready>
   void wait_for_work(std::unique_lock<std::mutex>& lock, Ready ready) {
     while (!ready() && polls_left_ > 0) {
