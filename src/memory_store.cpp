@@ -49,10 +49,10 @@ class version_records {
       if (it->live()) {  // replaced in place
         dead_bytes_ += it->size;
         change -= static_cast<std::int64_t>(detail::node_record_key_size + it->size);
-        --live_;
+      } else {  // revived
+        ++live_;
       }
       *it = added;
-      ++live_;
     }
     live_ += entries_.size() - before;  // the entries added (those replaced in place are counted above)
     if (in_order < entries_.size()) change -= merge_out_of_order(in_order);

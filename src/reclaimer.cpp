@@ -67,7 +67,7 @@ void reclaimer::post(std::function<void()> task) { enqueue({nullptr, false, null
 
 void reclaimer::flush() {
   std::unique_lock lock(mutex_);
-  if (!queue_.empty()) wake_.notify_one();  // it may be looking on its own: the caller waits anyway
+  if (!queue_.empty()) hurry();
   idle_.wait(lock, [&] { return !running_ || (queue_.empty() && !busy_); });
 }
 
@@ -140,7 +140,7 @@ void helper_thread::post(std::function<void()> task) noexcept {
 
 void helper_thread::flush() {
   std::unique_lock lock(mutex_);
-  if (!posted_.empty()) wake_.notify_one();  // it may be looking on its own: the caller waits anyway
+  if (!posted_.empty()) hurry();
   done_.wait(lock, [&] { return !running_ || (posted_.empty() && !running_posted_); });
 }
 

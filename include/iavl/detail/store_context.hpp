@@ -96,6 +96,9 @@ class worker {
   void wake_if_asleep() {
     if (!dozing_) wake_.notify_one();
   }
+  /// Under mutex_, by a caller about to wait for queued work: a dozing thread would see it only
+  /// at its next look, and the caller waits anyway.
+  void hurry() { wake_.notify_one(); }
 
   std::mutex mutex_;
   std::condition_variable wake_;
