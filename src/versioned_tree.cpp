@@ -286,6 +286,7 @@ snapshot versioned_tree::commit(tree&& working) {
     std::uint32_t nonce = 0;
     for (detail::node* n : fresh) n->nonce = ++nonce;  // children first: a parent's record names them
     to_write.fresh = fresh;
+    to_write.batch.put_nodes = take_spare_records();
     try {
       if (opts_.background_writes) {
         // While the previous version is being written this thread would only wait: it encodes
@@ -331,6 +332,8 @@ snapshot versioned_tree::commit(tree&& working) {
     write_wake_.notify_one();
   } else {
     after_durable(s, to_write.bytes);
+    std::lock_guard lock(write_mutex_);
+    give_back_records(std::move(to_write.batch.put_nodes));
   }
   return s;
 }
@@ -454,9 +457,24 @@ void versioned_tree::write_loop() {
     if (!failure) after_durable(s, nodes.bytes);
     lock.lock();
     if (failure) write_error_ = failure;
+    give_back_records(std::move(nodes.batch.put_nodes));
     pending_write_.reset();
     write_idle_.notify_all();
   }
+}
+
+node_records versioned_tree::take_spare_records() {
+  std::lock_guard lock(write_mutex_);
+  if (spare_records_.empty()) return {};
+  node_records records = std::move(spare_records_.back());
+  spare_records_.pop_back();
+  return records;
+}
+
+void versioned_tree::give_back_records(node_records&& records) {
+  if (spare_records_.size() == 2) return;
+  records.clear();  // keeps its room
+  spare_records_.push_back(std::move(records));
 }
 
 bool versioned_tree::writing() const {
