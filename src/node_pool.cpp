@@ -41,6 +41,40 @@ void deallocate_scratch(void* p, [[maybe_unused]] std::size_t bytes) noexcept { 
   ::operator delete(p);
 }
 
+// On Linux mapped fresh from the system, then advised to be huge pages before any of it is
+// touched: memory from malloc's heap may already be backed by small pages (what the load's large
+// commits freed), which the advice does not replace; at 10M keys a third of the pool sat on small
+// pages that way.
+char* map_huge_chunk() {
+#if defined(__linux__)
+  // Twice the size, then the unaligned ends given back.
+  void* mapped = ::mmap(nullptr, 2 * huge_chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) throw std::bad_alloc();
+  char* start = static_cast<char*>(mapped);
+  const std::uintptr_t misalignment = reinterpret_cast<std::uintptr_t>(start) % huge_chunk_bytes;
+  char* aligned = misalignment == 0 ? start : start + (huge_chunk_bytes - misalignment);
+  if (aligned != start) ::munmap(start, static_cast<std::size_t>(aligned - start));
+  ::munmap(aligned + huge_chunk_bytes,
+           static_cast<std::size_t>(start + 2 * huge_chunk_bytes - (aligned + huge_chunk_bytes)));
+#if defined(MADV_HUGEPAGE)
+  ::madvise(aligned, huge_chunk_bytes, MADV_HUGEPAGE);  // advice only: failure leaves small pages
+#endif
+  return aligned;
+#else
+  auto* chunk = static_cast<char*>(std::aligned_alloc(huge_chunk_bytes, huge_chunk_bytes));
+  if (chunk == nullptr) throw std::bad_alloc();
+  return chunk;
+#endif
+}
+
+void unmap_huge_chunk(char* chunk) noexcept {
+#if defined(__linux__)
+  ::munmap(chunk, huge_chunk_bytes);
+#else
+  std::free(chunk);
+#endif
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 
 void* allocate(std::size_t size) { return ::operator new(size); }
@@ -59,9 +93,6 @@ constexpr std::size_t batch = 256;  // objects moved between a thread and the de
 // How many allocations ahead a free object's memory is fetched: a copy-on-write path takes its
 // nodes in quick succession, faster than a miss is served (see benchmarks/README, levers).
 constexpr std::size_t prefetch_distance = 3;
-// Slabs are cut from chunks of one huge page, aligned to it (see node_pool.hpp). A 1M-key tree
-// spans 360 MB: with 4 KiB pages nearly every node a lookup visits also misses the TLB.
-constexpr std::size_t chunk_bytes = std::size_t{2} << 20;
 
 // Free objects of one class, as an array of pointers: taking one reads the array, not the
 // (cold) object, so allocating does not wait for memory that was freed long ago.
@@ -89,31 +120,6 @@ struct free_list {
 
 struct thread_cache;
 
-// A chunk of chunk_bytes, aligned to them. On Linux mapped fresh from the system, then advised
-// to be huge pages before any of it is touched: memory from malloc's heap may already be backed
-// by small pages (what the load's large commits freed), which the advice does not replace; at 10M
-// keys a third of the pool sat on small pages that way.
-char* new_chunk() {
-#if defined(__linux__)
-  // Twice the size, then the unaligned ends given back.
-  void* mapped = ::mmap(nullptr, 2 * chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mapped == MAP_FAILED) throw std::bad_alloc();
-  char* start = static_cast<char*>(mapped);
-  const std::uintptr_t misalignment = reinterpret_cast<std::uintptr_t>(start) % chunk_bytes;
-  char* aligned = misalignment == 0 ? start : start + (chunk_bytes - misalignment);
-  if (aligned != start) ::munmap(start, static_cast<std::size_t>(aligned - start));
-  ::munmap(aligned + chunk_bytes, static_cast<std::size_t>(start + 2 * chunk_bytes - (aligned + chunk_bytes)));
-#if defined(MADV_HUGEPAGE)
-  ::madvise(aligned, chunk_bytes, MADV_HUGEPAGE);  // advice only: failure leaves small pages
-#endif
-  return aligned;
-#else
-  auto* chunk = static_cast<char*>(std::aligned_alloc(chunk_bytes, chunk_bytes));
-  if (chunk == nullptr) throw std::bad_alloc();
-  return chunk;
-#endif
-}
-
 // Shared by all threads: full batches of free objects, and what the pool holds.
 struct depot {
   std::mutex mutex;
@@ -125,11 +131,12 @@ struct depot {
   char* chunk = nullptr;            // what is left of the newest chunk, from `chunk` to `chunk_end`
   char* chunk_end = nullptr;
 
-  // A new slab; the caller holds `mutex`.
+  // A new slab, cut from a chunk of huge pages: a 1M-key tree spans 360 MB, and with 4 KiB pages
+  // nearly every node a lookup visits would also miss the TLB. The caller holds `mutex`.
   char* take_slab() {
     if (chunk == chunk_end) {
-      chunk = new_chunk();
-      chunk_end = chunk + chunk_bytes;
+      chunk = map_huge_chunk();
+      chunk_end = chunk + huge_chunk_bytes;
     }
     char* slab = chunk;
     chunk += slab_size;
