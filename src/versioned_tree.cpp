@@ -472,7 +472,8 @@ node_records versioned_tree::take_spare_records() {
 }
 
 void versioned_tree::give_back_records(node_records&& records) {
-  if (spare_records_.size() == 2) return;
+  // Not the buffer of a large version (a load's commit): it would hold megabytes for good.
+  if (spare_records_.size() == 2 || records.bytes() > version_piece_bytes / 2) return;
   records.clear();  // keeps its room
   spare_records_.push_back(std::move(records));
 }
