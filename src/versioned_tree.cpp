@@ -286,8 +286,8 @@ snapshot versioned_tree::commit(tree&& working) {
     std::uint32_t nonce = 0;
     for (detail::node* n : fresh) n->nonce = ++nonce;  // children first: a parent's record names them
     to_write.fresh = fresh;
-    to_write.batch.put_nodes = take_spare_records();
     try {
+      to_write.batch.put_nodes = take_spare_records();
       if (opts_.background_writes) {
         // While the previous version is being written this thread would only wait: it encodes
         // the new nodes meanwhile, and leaves what is left to the writer thread.

@@ -1,6 +1,7 @@
 // Node stores and store-backed versioned trees. One conformance suite runs on every backend.
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -229,7 +230,7 @@ std::int64_t mapped_bytes() {
   std::ifstream statm("/proc/self/statm");
   std::int64_t pages = 0;
   statm >> pages;
-  return pages * 4096;
+  return pages * ::sysconf(_SC_PAGESIZE);
 }
 
 // The memory store packs records into chunks of huge pages and gives a chunk back once no record
