@@ -167,7 +167,11 @@ TEST(Crash, KilledReplaysNeverLoseOrTearACommittedVersion) {
     }
     const bool background = round % 2 == 1;  // both ways of writing
     const pid_t child = start(replay_args(db_path, background), log_path, RLIM_INFINITY, "/dev/null");
-    std::this_thread::sleep_for(std::chrono::microseconds(1000 + rng() % 120000));
+    // Up to 120 ms in, and 10 ms more for each round so far that ended with nothing committed: a
+    // slow start (ASan on a busy machine took over 120 ms to its first commit) must not leave
+    // every kill before it.
+    const std::uint64_t window_us = 120000 + 10000 * static_cast<std::uint64_t>(latest == 0 ? round : 0);
+    std::this_thread::sleep_for(std::chrono::microseconds(1000 + rng() % window_us));
     ::kill(child, SIGKILL);
     const int status = wait_for(child);
     if (WIFSIGNALED(status)) {
