@@ -43,9 +43,7 @@ class record_arena {
   const char* add(std::string_view record) {
     if (record.empty()) return nullptr;
     if (record.size() > own_allocation_bytes) {
-      auto owned = std::unique_ptr<char[]>(new char[record.size()]);
-      char* p = owned.get();
-      own_allocations_.emplace(p, std::move(owned));
+      char* p = new char[record.size()];
       std::memcpy(p, record.data(), record.size());
       return p;
     }
@@ -63,7 +61,7 @@ class record_arena {
   void release(const char* p, std::size_t size) noexcept {
     if (size == 0) return;
     if (size > own_allocation_bytes) {
-      own_allocations_.erase(p);
+      delete[] p;
       return;
     }
     char* chunk = chunk_of(p);
@@ -110,7 +108,6 @@ class record_arena {
   char* next_ = nullptr;     // where its room starts
   std::size_t current_live_ = 0;
   std::unordered_map<char*, std::size_t> live_bytes_;  // of the chunks before it that hold live records
-  std::unordered_map<const char*, std::unique_ptr<char[]>> own_allocations_;
 };
 
 // The node records of one version, in the store's arena.
@@ -121,7 +118,7 @@ class version_records {
   version_records& operator=(const version_records&) = delete;
   ~version_records() {
     for (const entry& e : entries_) {
-      if (e.live() && !in_moved(e.data)) arena_->release(e.data, e.size);
+      if (e.live()) give_back(e);
     }
   }
 
@@ -195,7 +192,7 @@ class version_records {
       for (entry& e : entries_) {
         if (!e.live() || e.size == 0) continue;
         std::memcpy(moved.get() + at, e.data, e.size);
-        if (!in_moved(e.data)) arena_->release(e.data, e.size);
+        give_back(e);
         e.data = moved.get() + at;
         at += e.size;
       }
@@ -231,7 +228,7 @@ class version_records {
  private:
   struct entry {
     static constexpr std::uint32_t dead = UINT32_MAX;  // a deleted record's size
-    const char* data;                                  // in the arena
+    const char* data;                                  // in the arena, or in moved_
     std::uint32_t nonce;
     std::uint32_t size;
     [[nodiscard]] bool live() const { return size != dead; }
@@ -242,9 +239,14 @@ class version_records {
     return moved_ != nullptr && at >= begin && at < begin + moved_bytes_;
   }
 
-  // Gives back a live record's room (its entry is then replaced, or marked dead).
-  void kill(const entry& e) noexcept {
+  // Gives a live record's room back to the arena; moved_ goes as a whole.
+  void give_back(const entry& e) noexcept {
     if (!in_moved(e.data)) arena_->release(e.data, e.size);
+  }
+
+  // Gives back a live record's room and counts it dead (its entry is then replaced, or marked).
+  void kill(const entry& e) noexcept {
+    give_back(e);
     dead_bytes_ += e.size;
   }
 
