@@ -727,6 +727,10 @@ void versioned_tree::prune(std::int64_t version) {
   } else {
     walk_orphans(version, previous, doomed, next, batch);
   }
+  // In key order: the lists hold them scattered over the key space, and LevelDB's memtable
+  // inserts them faster in order (block_pruned/leveldb 27.6 -> 23.5 us/tx); the memory store
+  // erases them a version at a time.
+  std::sort(batch.delete_nodes.begin(), batch.delete_nodes.end());
   batch.delete_nodes.push_back(root_key(version));
   batch.delete_meta.push_back(root_name(version));
   std::lock_guard index(index_mutex_);
