@@ -347,7 +347,14 @@ class memory_store final : public node_store {
       at->second.compact();
       i = end;
     }
-    for (const node_key& k : batch.delete_nodes) erase(k);
+    const std::vector<node_key>& deletes = batch.delete_nodes;
+    for (std::size_t i = 0; i < deletes.size();) {
+      const std::int64_t version = deletes[i].version;
+      std::size_t end = i;
+      while (end < deletes.size() && deletes[end].version == version) ++end;
+      erase(version, deletes, i, end);
+      i = end;
+    }
     for (const auto& [name, value] : batch.put_meta) {
       const auto [it, added] = meta_.try_emplace(name);
       bytes_ += value.size() - it->second.size() + (added ? 1 + name.size() : 0);
@@ -374,12 +381,14 @@ class memory_store final : public node_store {
   }
 
  private:
-  void erase(node_key k) {
-    const auto it = nodes_.find(k.version);
+  // Erases deletes[begin, end), all of `version`.
+  void erase(std::int64_t version, const std::vector<node_key>& deletes, std::size_t begin, std::size_t end) {
+    const auto it = nodes_.find(version);
     if (it == nodes_.end()) return;
-    const std::int64_t size = it->second.erase(k.nonce);
-    if (size < 0) return;
-    bytes_ -= detail::node_record_key_size + size;
+    for (std::size_t i = begin; i < end; ++i) {
+      const std::int64_t size = it->second.erase(deletes[i].nonce);
+      if (size >= 0) bytes_ -= detail::node_record_key_size + size;
+    }
     if (it->second.empty()) {
       nodes_.erase(it);
     } else {
