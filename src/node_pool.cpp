@@ -45,33 +45,33 @@ void deallocate_scratch(void* p, [[maybe_unused]] std::size_t bytes) noexcept { 
 // touched: memory from malloc's heap may already be backed by small pages (what the load's large
 // commits freed), which the advice does not replace; at 10M keys a third of the pool sat on small
 // pages that way.
-char* map_huge_chunk() {
+char* map_huge(std::size_t bytes) {
 #if defined(__linux__)
-  // Twice the size, then the unaligned ends given back.
-  void* mapped = ::mmap(nullptr, 2 * huge_chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // A chunk more than asked for, then the unaligned ends given back.
+  const std::size_t mapped_bytes = bytes + huge_chunk_bytes;
+  void* mapped = ::mmap(nullptr, mapped_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mapped == MAP_FAILED) throw std::bad_alloc();
   char* start = static_cast<char*>(mapped);
   const std::uintptr_t misalignment = reinterpret_cast<std::uintptr_t>(start) % huge_chunk_bytes;
   char* aligned = misalignment == 0 ? start : start + (huge_chunk_bytes - misalignment);
   if (aligned != start) ::munmap(start, static_cast<std::size_t>(aligned - start));
-  ::munmap(aligned + huge_chunk_bytes,
-           static_cast<std::size_t>(start + 2 * huge_chunk_bytes - (aligned + huge_chunk_bytes)));
+  ::munmap(aligned + bytes, static_cast<std::size_t>(start + mapped_bytes - (aligned + bytes)));
 #if defined(MADV_HUGEPAGE)
-  ::madvise(aligned, huge_chunk_bytes, MADV_HUGEPAGE);  // advice only: failure leaves small pages
+  ::madvise(aligned, bytes, MADV_HUGEPAGE);  // advice only: failure leaves small pages
 #endif
   return aligned;
 #else
-  auto* chunk = static_cast<char*>(std::aligned_alloc(huge_chunk_bytes, huge_chunk_bytes));
-  if (chunk == nullptr) throw std::bad_alloc();
-  return chunk;
+  auto* p = static_cast<char*>(std::aligned_alloc(huge_chunk_bytes, bytes));
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
 #endif
 }
 
-void unmap_huge_chunk(char* chunk) noexcept {
+void unmap_huge(char* p, [[maybe_unused]] std::size_t bytes) noexcept {
 #if defined(__linux__)
-  ::munmap(chunk, huge_chunk_bytes);
+  ::munmap(p, bytes);
 #else
-  std::free(chunk);
+  std::free(p);
 #endif
 }
 
@@ -135,7 +135,7 @@ struct depot {
   // nearly every node a lookup visits would also miss the TLB. The caller holds `mutex`.
   char* take_slab() {
     if (chunk == chunk_end) {
-      chunk = map_huge_chunk();
+      chunk = map_huge(huge_chunk_bytes);
       chunk_end = chunk + huge_chunk_bytes;
     }
     char* slab = chunk;

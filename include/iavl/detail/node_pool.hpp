@@ -37,12 +37,12 @@ struct usage {
 
 /// The size, and alignment, of a chunk of huge pages.
 inline constexpr std::size_t huge_chunk_bytes = std::size_t{2} << 20;
-/// A chunk of huge_chunk_bytes, aligned to them, asked to be backed by huge pages (on Linux):
-/// fewer TLB misses, and far fewer page faults, each of which took 11 µs on the benchmark VM
-/// (a fresh MiB: 2.9 ms on small pages, 0.08-1.6 ms on huge ones). Any thread.
-[[nodiscard]] char* map_huge_chunk();
-/// Gives back what map_huge_chunk() returned. Any thread.
-void unmap_huge_chunk(char* chunk) noexcept;
+/// `bytes` (a multiple of huge_chunk_bytes), aligned to huge_chunk_bytes, asked to be backed by
+/// huge pages (on Linux): fewer TLB misses, and far fewer page faults, each of which took 11 µs
+/// on the benchmark VM (a fresh MiB: 2.9 ms on small pages, 0.08-1.6 ms on huge ones). Any thread.
+[[nodiscard]] char* map_huge(std::size_t bytes);
+/// Gives back what map_huge(bytes) returned. Any thread.
+void unmap_huge(char* p, std::size_t bytes) noexcept;
 
 /// Memory for a scratch array of `bytes` (a walk's list of nodes), mapped from the system from
 /// 1 MiB up so that freeing it gives it back: malloc keeps large freed blocks in its heap, and a
