@@ -117,22 +117,20 @@ class moved_records {
  public:
   moved_records() = default;
   explicit moved_records(std::size_t bytes)
-      : mapped_bytes_(mapped_size(bytes)),
-        data_(bytes == 0          ? nullptr
-              : mapped_bytes_ > 0 ? detail::node_pool::map_huge(mapped_bytes_)
-                                  : new char[bytes]),
+      : data_(bytes == 0               ? nullptr
+              : mapped_size(bytes) > 0 ? detail::node_pool::map_huge(mapped_size(bytes))
+                                       : new char[bytes]),
         bytes_(bytes) {}
   moved_records(const moved_records&) = delete;
   moved_records& operator=(const moved_records&) = delete;
   moved_records& operator=(moved_records&& other) noexcept {
-    std::swap(mapped_bytes_, other.mapped_bytes_);
     std::swap(data_, other.data_);
     std::swap(bytes_, other.bytes_);
     return *this;
   }
   ~moved_records() {
-    if (mapped_bytes_ > 0) {
-      detail::node_pool::unmap_huge(data_, mapped_bytes_);
+    if (mapped_size(bytes_) > 0) {
+      detail::node_pool::unmap_huge(data_, mapped_size(bytes_));
     } else {
       delete[] data_;
     }
@@ -145,15 +143,28 @@ class moved_records {
   }
 
  private:
+  // The bytes mapped for a buffer of `bytes`; 0: it comes from new[].
   static std::size_t mapped_size(std::size_t bytes) {
     constexpr std::size_t chunk = detail::node_pool::huge_chunk_bytes;
     return bytes < chunk / 2 ? 0 : (bytes + chunk - 1) / chunk * chunk;
   }
 
-  std::size_t mapped_bytes_ = 0;  // 0: from new[]
   char* data_ = nullptr;
   std::size_t bytes_ = 0;
 };
+
+// Calls fn(version, begin, end) for each run [begin, end) of a batch's entries that are all of one
+// version, in order; version_at(i) is entry i's version.
+template <typename VersionAt, typename Fn>
+void for_each_version_run(std::size_t size, VersionAt version_at, Fn fn) {
+  for (std::size_t begin = 0; begin < size;) {
+    const std::int64_t version = version_at(begin);
+    std::size_t end = begin + 1;
+    while (end < size && version_at(end) == version) ++end;
+    fn(version, begin, end);
+    begin = end;
+  }
+}
 
 // The node records of one version, in the store's arena.
 class version_records {
@@ -371,28 +382,22 @@ class memory_store final : public node_store {
   void write(const write_batch& batch, bool /*sync*/) override {
     std::unique_lock lock(mutex_);
     const node_records& puts = batch.put_nodes;
-    for (std::size_t i = 0; i < puts.size();) {
-      const std::int64_t version = puts[i].first.version;
-      std::size_t end = i;
-      while (end < puts.size() && puts[end].first.version == version) ++end;
-      const auto [at, added] = nodes_.try_emplace(version, arena_);
-      try {
-        bytes_ += static_cast<std::uint64_t>(at->second.put(puts, i, end));
-      } catch (...) {  // out of memory before it changed anything: no empty version left behind
-        if (added) nodes_.erase(at);
-        throw;
-      }
-      at->second.compact();
-      i = end;
-    }
+    for_each_version_run(
+        puts.size(), [&](std::size_t i) { return puts[i].first.version; },
+        [&](std::int64_t version, std::size_t begin, std::size_t end) {
+          const auto [at, added] = nodes_.try_emplace(version, arena_);
+          try {
+            bytes_ += static_cast<std::uint64_t>(at->second.put(puts, begin, end));
+          } catch (...) {  // out of memory before it changed anything: no empty version left behind
+            if (added) nodes_.erase(at);
+            throw;
+          }
+          at->second.compact();
+        });
     const std::vector<node_key>& deletes = batch.delete_nodes;
-    for (std::size_t i = 0; i < deletes.size();) {
-      const std::int64_t version = deletes[i].version;
-      std::size_t end = i;
-      while (end < deletes.size() && deletes[end].version == version) ++end;
-      erase(version, deletes, i, end);
-      i = end;
-    }
+    for_each_version_run(
+        deletes.size(), [&](std::size_t i) { return deletes[i].version; },
+        [&](std::int64_t version, std::size_t begin, std::size_t end) { erase(version, deletes, begin, end); });
     for (const auto& [name, value] : batch.put_meta) {
       const auto [it, added] = meta_.try_emplace(name);
       bytes_ += value.size() - it->second.size() + (added ? 1 + name.size() : 0);
