@@ -14,10 +14,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <shared_mutex>
 #include <unordered_map>
-#include <vector>
 
 #include "iavl/detail/node_pool.hpp"
 #include "iavl/detail/store_keys.hpp"
@@ -29,43 +27,17 @@ namespace {
 
 // Record bytes, packed into 2 MiB chunks of huge pages. This machine's VM takes 11 µs to fault in
 // a small page: a block's 1.3 MB of records in fresh malloc memory cost the writer thread 7 ms.
-// A chunk goes back to the system once no record in it is live, unless it is kept as a spare.
-// Records too large to pack get an allocation of their own. Empty records need no room.
-//
-// Spares are chunks already faulted in, which the next chunks are taken from: on this VM a fresh
-// huge page took 3.3 ms to fault in (memory the process gave back goes back to the host within
-// seconds), and a version's write that started a chunk took 8.6 ms in the median against 2.1 ms.
-// prepare() faults them in while no write waits; emptied chunks become spares while fewer are kept
-// than prepare() asked for.
+// A chunk goes back to the system once no record in it is live. Records too large to pack get an
+// allocation of their own. Empty records need no room.
 class record_arena {
  public:
-  record_arena() { spares_.reserve(max_spares); }  // so that keeping one never allocates
+  record_arena() = default;
   record_arena(const record_arena&) = delete;
   record_arena& operator=(const record_arena&) = delete;
   ~record_arena() {
     for (const auto& [chunk, live] : live_bytes_) detail::node_pool::unmap_huge(chunk, chunk_bytes);
     if (current_ != nullptr) detail::node_pool::unmap_huge(current_, chunk_bytes);
-    for (char* chunk : spares_) detail::node_pool::unmap_huge(chunk, chunk_bytes);
   }
-
-  // From now on keeps as many spares as a write of `bytes` may start (at most max_spares); returns
-  // how many more it wants than it has.
-  std::size_t want_spares(std::uint64_t bytes) {
-    spares_wanted_ =
-        static_cast<std::size_t>(std::min<std::uint64_t>((bytes + chunk_bytes - 1) / chunk_bytes, max_spares));
-    return spares_wanted_ > spares_.size() ? spares_wanted_ - spares_.size() : 0;
-  }
-
-  // A chunk mapped and faulted in, to hand to keep_spare(): slow, so called without the store's lock.
-  static char* fresh_chunk() {
-    char* chunk = detail::node_pool::map_huge(chunk_bytes);
-    for (std::size_t at = 0; at < chunk_bytes; at += 4096) {
-      static_cast<volatile char*>(chunk)[at] = 0;  // one fault a huge page (a small page without them)
-    }
-    return chunk;
-  }
-
-  void keep_spare(char* chunk) noexcept { retire(chunk); }
 
   // A copy of `record`.
   const char* add(std::string_view record) {
@@ -100,49 +72,32 @@ class record_arena {
     const auto it = live_bytes_.find(chunk);
     it->second -= size;
     if (it->second == 0) {
+      detail::node_pool::unmap_huge(chunk, chunk_bytes);
       live_bytes_.erase(it);
-      retire(chunk);
     }
   }
 
  private:
   static constexpr std::size_t chunk_bytes = detail::node_pool::huge_chunk_bytes;
   static constexpr std::size_t own_allocation_bytes = chunk_bytes / 8;
-  static constexpr std::size_t max_spares = 4;
 
   static char* chunk_of(const char* p) {
     const auto address = reinterpret_cast<std::uintptr_t>(p);
     return reinterpret_cast<char*>(address - address % chunk_bytes);
   }
 
-  // A chunk without live records: a spare while fewer are kept than wanted, else given back.
-  void retire(char* chunk) noexcept {
-    if (spares_.size() < spares_wanted_) {
-      spares_.push_back(chunk);  // within the capacity reserved
-    } else {
-      detail::node_pool::unmap_huge(chunk, chunk_bytes);
-    }
-  }
-
-  // Moves on to a new chunk, a spare if there is one; the one left behind stays until its records
-  // are released.
+  // Moves on to a new chunk; the one left behind stays until its records are released.
   void start_chunk() {
-    char* chunk = nullptr;
-    if (spares_.empty()) {
-      chunk = detail::node_pool::map_huge(chunk_bytes);
-    } else {
-      chunk = spares_.back();
-      spares_.pop_back();
-    }
+    char* chunk = detail::node_pool::map_huge(chunk_bytes);
     if (current_ != nullptr && current_live_ > 0) {
       try {
         live_bytes_.emplace(current_, current_live_);
       } catch (...) {
-        retire(chunk);
+        detail::node_pool::unmap_huge(chunk, chunk_bytes);
         throw;
       }
     } else if (current_ != nullptr) {
-      retire(current_);
+      detail::node_pool::unmap_huge(current_, chunk_bytes);
     }
     current_ = chunk;
     next_ = chunk;
@@ -153,8 +108,6 @@ class record_arena {
   char* next_ = nullptr;     // where its room starts
   std::size_t current_live_ = 0;
   std::unordered_map<char*, std::size_t> live_bytes_;  // of the chunks before it that hold live records
-  std::vector<char*> spares_;                          // chunks faulted in, without records
-  std::size_t spares_wanted_ = 0;
 };
 
 // The live records a version's compaction moved, in one buffer; from 1 MiB up in whole chunks of
@@ -455,23 +408,6 @@ class memory_store final : public node_store {
       if (it == meta_.end()) continue;
       bytes_ -= 1 + it->first.size() + it->second.size();
       meta_.erase(it);
-    }
-  }
-
-  // Faults in the chunks the next write may start, outside the lock: the faults are the slow part.
-  void prepare_write(std::uint64_t bytes) noexcept override {
-    try {
-      std::size_t missing = 0;
-      {
-        std::unique_lock lock(mutex_);
-        missing = arena_.want_spares(bytes);
-      }
-      for (; missing > 0; --missing) {
-        char* chunk = record_arena::fresh_chunk();
-        std::unique_lock lock(mutex_);
-        arena_.keep_spare(chunk);  // given back if a release kept one meanwhile
-      }
-    } catch (const std::exception&) {  // advice only (out of memory): the write maps its chunks itself
     }
   }
 

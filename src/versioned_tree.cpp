@@ -457,16 +457,9 @@ void versioned_tree::write_loop() {
     if (!failure) after_durable(s, nodes.bytes);
     lock.lock();
     if (failure) write_error_ = failure;
-    const std::uint64_t record_bytes = nodes.batch.put_nodes.bytes();  // of its last piece, a block's whole
     give_back_records(std::move(nodes.batch.put_nodes));
     pending_write_.reset();
     write_idle_.notify_all();
-    if (!failure && !writer_stopping_) {
-      // Nothing to write until the next commit: the store may get room ready for one like this.
-      lock.unlock();
-      opts_.store->prepare_write(record_bytes);
-      lock.lock();
-    }
   }
 }
 

@@ -294,32 +294,6 @@ TEST(MemoryStore, GivesTheRoomOfDeletedRecordsBackToTheSystem) {
 TEST(MemoryStore, GivesBackTheBufferALargeVersionsLiveRecordsMovedTo) {
   thin_out_then_delete(4, 8000);  // 16 MB a version, 1.6 MB of each moved
 }
-
-// prepare_write faults in the room a write of that size takes, so that the write, which a commit
-// may wait for, finds its memory ready: a fresh store's write of 1 MB grows the process by that
-// much, a prepared store's by its bookkeeping only.
-TEST(MemoryStore, APreparedWriteFindsItsRoomFaultedIn) {
-  iavl::write_batch b;
-  for (std::uint32_t n = 1; n <= 500; ++n)
-    b.put_nodes.add(key(1, n), std::string(2000, static_cast<char>('a' + n % 26)));
-  const auto written = static_cast<std::int64_t>(b.put_nodes.bytes());  // 1 MB
-
-  auto fresh = iavl::open_memory_store();
-  std::int64_t before = resident_bytes();
-  fresh->write(b, false);
-  EXPECT_GE(resident_bytes() - before, written * 9 / 10);
-
-  auto prepared = iavl::open_memory_store();
-  before = resident_bytes();
-  prepared->prepare_write(static_cast<std::uint64_t>(written));
-  const std::int64_t ready = resident_bytes();
-  EXPECT_GE(ready - before, written);  // a chunk, touched
-  prepared->write(b, false);
-  EXPECT_LE(resident_bytes() - ready, 128 << 10);
-  std::string out;
-  ASSERT_TRUE(prepared->read_node(key(1, 500), out));
-  EXPECT_EQ(out, std::string(2000, static_cast<char>('a' + 500 % 26)));
-}
 #endif
 
 // Random batches against a map of what the store should hold: runs of new versions (some in
@@ -1450,40 +1424,6 @@ TEST(StoreFailures, AMovedFromTreeSaysSo) {
   EXPECT_EQ(w.get("k"), "v");
   u = db.branch();  // a new tree in its place is fine
   EXPECT_EQ(u.size(), 1);
-}
-
-// Between versions the background writer lets the store get room ready for the next, sized by
-// the version it wrote; without background writes nothing is idle, and after a failed write nothing
-// more is written.
-TEST(StoreFailures, TheBackgroundWriterPreparesTheStoreForTheNextVersion) {
-  auto store = std::make_shared<failing_store>();
-  {
-    iavl::versioned_tree db(iavl::options{.store = store, .background_writes = true});
-    iavl::tree a = db.branch();
-    for (int i = 0; i < 1000; ++i) a.set("key" + std::to_string(i), std::string(100, 'v'));
-    (void)db.commit(std::move(a));
-    db.wait_for_writes();
-    for (int waited = 0; store->prepares == 0 && waited < 10000; ++waited) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // it prepares after the write returned
-    }
-    EXPECT_EQ(store->prepares, 1);
-    EXPECT_GE(store->prepared_bytes, 1000U * 100);  // the leaves' values alone
-    EXPECT_LE(store->prepared_bytes, store->inner->size_bytes());
-
-    store->fail_writes = true;
-    a = db.branch();
-    a.set("k", "2");
-    (void)db.commit(std::move(a));
-    EXPECT_THROW(db.wait_for_writes(), iavl::error);
-  }  // joins the writer
-  EXPECT_EQ(store->prepares, 1);
-
-  store = std::make_shared<failing_store>();
-  iavl::versioned_tree db(iavl::options{.store = store});
-  iavl::tree a = db.branch();
-  a.set("k", "1");
-  (void)db.commit(std::move(a));
-  EXPECT_EQ(store->prepares, 0);
 }
 
 TEST(StoreFailures, AFailedBackgroundWriteStopsLaterCommits) {

@@ -149,12 +149,6 @@ class node_store {
   /// returns: a large version comes in several writes, only the last synced (docs/format.md).
   virtual void write(const write_batch& batch, bool sync) = 0;
 
-  /// Called by a versioned_tree's background writer (options::background_writes) while it has
-  /// nothing to write: the store may get room ready for a next write of about `bytes`, so that
-  /// the write, which the next commit may wait for, does not pay for it. Advice only: the
-  /// default does nothing, and a store that cannot get room leaves it to the write.
-  virtual void prepare_write(std::uint64_t /*bytes*/) noexcept {}
-
   /// Approximate bytes the store occupies (on disk, or in memory for the memory store).
   [[nodiscard]] virtual std::uint64_t size_bytes() const = 0;
 

@@ -1,6 +1,6 @@
 // A memory store whose writes or node reads fail, or whose writes are held, on demand: for the
 // paths that must survive a failed write or read, and those that race with a pending write. It
-// counts node reads and the background writer's prepare_write calls.
+// counts node reads.
 #pragma once
 
 #include <atomic>
@@ -24,10 +24,8 @@ class failing_store : public iavl::node_store {
 
   /// When >= 0: that many more node reads succeed, later ones throw errc::io_error.
   mutable std::atomic<long> reads_left{-1};
-  mutable std::atomic<long> node_reads{0};       ///< read_node calls so far
-  mutable std::atomic<long> leaf_reads{0};       ///< those that found a leaf (a record of kind 00, docs/format.md)
-  std::atomic<long> prepares{0};                 ///< prepare_write calls so far
-  std::atomic<std::uint64_t> prepared_bytes{0};  ///< what the last one asked room for
+  mutable std::atomic<long> node_reads{0};  ///< read_node calls so far
+  mutable std::atomic<long> leaf_reads{0};  ///< those that found a leaf (a record of kind 00, docs/format.md)
 
   bool read_node(iavl::node_key k, std::string& out) const override {
     if (reads_left == 0) throw iavl::error(iavl::errc::io_error, "injected read failure");
@@ -51,11 +49,6 @@ class failing_store : public iavl::node_store {
     inner->write(batch, sync);
     const long number = ++writes;
     while (release_through.load() < number) std::this_thread::sleep_for(std::chrono::microseconds(20));
-  }
-  void prepare_write(std::uint64_t bytes) noexcept override {
-    prepared_bytes = bytes;
-    ++prepares;
-    inner->prepare_write(bytes);
   }
   std::uint64_t size_bytes() const override { return inner->size_bytes(); }
   std::shared_ptr<iavl::node_store> inner = iavl::open_memory_store();
