@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <istream>
 #include <memory>
@@ -22,6 +23,8 @@
 #include <vector>
 
 #include "iavl/detail/node_pool.hpp"
+#include "iavl/hash.hpp"
+#include "limits.hpp"
 #include "stores.hpp"
 #include "support.hpp"
 
@@ -51,12 +54,15 @@ enum class scenario {
   commit_only,
   export_state,  // the tree's own: state sync and proofs
   import_state,
-  proofs
+  proofs,
+  node_hash,       // the machine's limits (limits.hpp): SHA-256 of a node's preimage
+  query_dependent  // and lookups one after the other, each key depending on the lookup before
 };
 
 const char* name_of(scenario s) {
-  constexpr std::array names = {"query_hit", "query_miss",  "update",       "insert",       "block", "block_pruned",
-                                "iterate",   "commit_only", "export_state", "import_state", "proofs"};
+  constexpr std::array names = {"query_hit",    "query_miss", "update",         "insert",       "block",
+                                "block_pruned", "iterate",    "commit_only",    "export_state", "import_state",
+                                "proofs",       "node_hash",  "query_dependent"};
   return names[static_cast<std::size_t>(s)];
 }
 
@@ -396,6 +402,8 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
     case scenario::proofs:
       if constexpr (std::is_same_v<Db, iavl_db>) run_tree_only(state, sc, kind, db.last_commit(), r, key);
       break;
+    case scenario::node_hash:
+    case scenario::query_dependent: break;  // run_limit's only
     case scenario::commit_only: {
       std::vector<double> commit_seconds;
       for (auto _ : state) {
@@ -433,6 +441,48 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
   if (kind == store_kind::leveldb || kind == store_kind::raw_leveldb) {
     state.counters["disk_bytes_per_key"] = f->disk_bytes_per_key;
   }
+}
+
+// ---- the machine's limits (limits.hpp) -----------------------------------------------------------
+
+/// The machine's side of a target, on the same keys count: `query_hit` is a lookup of a random
+/// key in a bare tree of that many leaves, as the issue measured its limit; `query_dependent` the
+/// same with each key depending on the lookup before (so that the processor cannot overlap
+/// consecutive lookups, which it does for a loop this small); `node_hash` is SHA-256 of a 75-byte
+/// preimage (an inner node's) taking in the hash before it, as a parent takes in its child's.
+void run_limit(benchmark::State& state, scenario sc, const config& c) {
+  static std::unique_ptr<bare_tree> tree;  // one size at a time: built once for its repetitions
+  rng r(scramble(next_seed++));
+  stopwatch sw;
+  double bytes_per_key = 0;
+  if (sc == scenario::query_hit || sc == scenario::query_dependent) {
+    const auto n = static_cast<std::uint64_t>(c.keys);
+    if (!tree || tree->leaves() != n) {
+      tree.reset();
+      cache.clear();  // the stores' fixtures are not needed beside it
+      tree = std::make_unique<bare_tree>(n);
+    }
+    sw = stopwatch();
+    if (sc == scenario::query_hit) {
+      for (auto _ : state) benchmark::DoNotOptimize(tree->contains(r.below(n)));
+    } else {
+      std::uint64_t found = 1;
+      for (auto _ : state) found = tree->contains(r.below(n) & (0 - found)) ? 1 : 0;  // a key only once found is known
+      benchmark::DoNotOptimize(found);
+    }
+    bytes_per_key = static_cast<double>(tree->bytes()) / static_cast<double>(n);
+  } else {
+    std::array<unsigned char, 75> preimage{};
+    for (auto& b : preimage) b = static_cast<unsigned char>(r.next());
+    for (auto _ : state) {
+      const iavl::hash256 h = iavl::sha256(preimage.data(), preimage.size());
+      std::memcpy(preimage.data() + 10, h.bytes.data(), h.bytes.size());
+    }
+    benchmark::DoNotOptimize(preimage);
+  }
+  report_per_op(state, sw.seconds());
+  state.counters["bytes_per_key"] = bytes_per_key;
+  state.counters["rss_bytes"] = static_cast<double>(peak_rss_bytes());
 }
 
 // ---- registration -------------------------------------------------------------------------------
@@ -479,11 +529,14 @@ bool fits_in_memory(store_kind kind, const config& c) {
 
 double block_min_time = 2.0;  // seconds of blocks a block benchmark runs at least: enough for a p99
 
+std::string benchmark_name(scenario sc, const char* store, const config& c) {
+  return std::string(name_of(sc)) + "/" + store + "/" + fixture_params(c, "/") + "/" + std::to_string(c.block);
+}
+
 template <class Db>
 void add(scenario sc, store_kind kind, const config& c, bool smoke) {
-  const std::string name =
-      std::string(name_of(sc)) + "/" + name_of(kind) + "/" + fixture_params(c, "/") + "/" + std::to_string(c.block);
-  auto* b = benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { run<Db>(s, sc, kind, c); });
+  auto* b = benchmark::RegisterBenchmark(benchmark_name(sc, name_of(kind), c).c_str(),
+                                         [=](benchmark::State& s) { run<Db>(s, sc, kind, c); });
   // Wall time, which includes waiting for the disk (Google Benchmark appends "/real_time").
   b->Unit(benchmark::kMicrosecond)->UseRealTime();
   const bool blocks = sc == scenario::block || sc == scenario::block_pruned;
@@ -527,6 +580,12 @@ void register_all(const std::string& which) {
     }
     if (fits_in_memory(store_kind::std_map, p.fixture)) register_store<map_db>(store_kind::std_map, p, smoke);
     register_store<leveldb_db>(store_kind::raw_leveldb, p, smoke);
+    for (scenario sc : {scenario::query_hit, scenario::query_dependent, scenario::node_hash}) {
+      benchmark::RegisterBenchmark(benchmark_name(sc, "limit", p.fixture).c_str(),
+                                   [sc, c = p.fixture](benchmark::State& s) { run_limit(s, sc, c); })
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+    }
   }
 }
 

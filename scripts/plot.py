@@ -21,8 +21,9 @@ import statistics
 import sys
 from collections import defaultdict
 
-STORES = ["nodb", "mem", "leveldb", "std_map", "raw_leveldb"]
+STORES = ["nodb", "mem", "leveldb", "std_map", "raw_leveldb", "limit"]  # limit: the machine's (bench/limits.hpp)
 SCENARIOS = ["query_hit", "query_miss", "update", "insert", "block", "block_pruned", "iterate", "commit_only"]
+LIMIT_ONLY = ["query_dependent", "node_hash"]  # tables only
 BLOCKS = ("block", "block_pruned")  # per transaction, not per operation
 TREE_ONLY = {"export_state": "nodes_per_s", "import_state": "nodes_per_s", "proofs": "proofs_per_s"}  # and counter
 DEFAULT_CONFIGS = [(1000000, 32, 100, 1000), (100000, 16, 40, 100)]  # bench/iavl_bench.cpp sweep("default")
@@ -88,12 +89,12 @@ def tables(results, config):
     lines = [f"#### {config_title(config)}", ""]
     lines += ["µs per operation (block, block_pruned: per transaction)", ""]
     lines += ["| scenario | " + " | ".join(stores) + " |", "|---" * (len(stores) + 1) + "|"]
-    for sc in SCENARIOS:
+    for sc in SCENARIOS + [sc for sc in LIMIT_ONLY if any((sc, s, *config) in results for s in stores)]:
         row = [cell(results, (sc, s, *config), lambda r: fmt(per_op(r, sc))) for s in stores]
         lines.append(f"| {sc} | " + " | ".join(row) + " |")
     lines += ["", "| store | block tx/s | commit share | commit p50 µs | commit p99 µs | pruning: commit p50 µs "
               "| pruning: p99 µs | memory bytes/key | disk bytes/key | peak RSS MiB |", "|---" * 10 + "|"]
-    for s in stores:
+    for s in [s for s in stores if ("block", s, *config) in results]:
         block = ("block", s, *config)
         if isinstance(results.get(block), str):
             lines.append(f"| {s} | {cell(results, block, str)} |" + " |" * 8)
