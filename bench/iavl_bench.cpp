@@ -581,9 +581,8 @@ void register_all(const std::string& which) {
   const bool smoke = which == "smoke";
   if (which == "full") block_min_time = 0.5;  // its 360 block benchmarks would take 12 minutes
   for (const sweep_point& p : sweep(which)) {
-    // The limits first: a fresh mapping's lookups got slower as fixtures came and went (at 1M
-    // keys 0.5 us at the start of a process, 1.2 after the memory store's fixture, 1.7-2.4 after
-    // LevelDB's), so they run beside nodb, which is next.
+    // The limits first, right before nodb, which they are compared with: this VM's speed changes
+    // from one minute to the next.
     for (scenario sc : {scenario::query_hit, scenario::query_dependent, scenario::node_hash}) {
       benchmark::RegisterBenchmark(benchmark_name(sc, "limit", p.fixture).c_str(),
                                    [sc, c = p.fixture](benchmark::State& s) { run_limit(s, sc, c); })
