@@ -456,27 +456,27 @@ void run(benchmark::State& state, scenario sc, store_kind kind, const config& c)
 /// consecutive lookups, which it does for a loop this small); `node_hash` is SHA-256 of a 75-byte
 /// preimage (an inner node's) taking in the hash before it, as a parent takes in its child's.
 void run_limit(benchmark::State& state, scenario sc, const config& c) {
-  std::unique_ptr<bare_tree>& tree = limit_tree;
   reset_peak_rss();
   rng r(scramble(next_seed++));
   stopwatch sw;
   double bytes_per_key = 0;
   if (sc == scenario::query_hit || sc == scenario::query_dependent) {
     const auto n = static_cast<std::uint64_t>(c.keys);
-    if (!tree || tree->leaves() != n) {
-      tree.reset();
+    if (!limit_tree || limit_tree->leaves() != n) {
+      limit_tree.reset();
       cache.clear();  // the stores' fixtures are not needed beside it
-      tree = std::make_unique<bare_tree>(n);
+      limit_tree = std::make_unique<bare_tree>(n);
     }
     sw = stopwatch();
     if (sc == scenario::query_hit) {
-      for (auto _ : state) benchmark::DoNotOptimize(tree->contains(r.below(n)));
+      for (auto _ : state) benchmark::DoNotOptimize(limit_tree->contains(r.below(n)));
     } else {
       std::uint64_t found = 1;
-      for (auto _ : state) found = tree->contains(r.below(n) & (0 - found)) ? 1 : 0;  // a key only once found is known
+      for (auto _ : state)
+        found = limit_tree->contains(r.below(n) & (0 - found)) ? 1 : 0;  // a key only once found is known
       benchmark::DoNotOptimize(found);
     }
-    bytes_per_key = static_cast<double>(tree->bytes()) / static_cast<double>(n);
+    bytes_per_key = static_cast<double>(limit_tree->bytes()) / static_cast<double>(n);
   } else {
     std::array<unsigned char, 75> preimage{};
     for (auto& b : preimage) b = static_cast<unsigned char>(r.next());

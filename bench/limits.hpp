@@ -1,7 +1,7 @@
 // The machine's limits, measured in the same run as the trees: issue 6 set its targets against
 // a lookup in a tree of 64-byte nodes scattered in memory (1.1 µs at 1M keys) and SHA-256 of a
-// node-sized preimage (66 ns), and this VM's speed drifts by up to 2x from day to day, so a
-// target is only comparable with the limit of the same hour.
+// node-sized preimage (66 ns), and this VM's speed drifts by 2x and more from one hour to the
+// next, so a target is only comparable with the limit of the same run.
 #pragma once
 
 #include <cstdint>
@@ -20,15 +20,16 @@ namespace bench {
 /// below the levels the caches hold, every level of a lookup is a cache miss.
 class bare_tree {
  public:
-  explicit bare_tree(std::uint64_t leaves) : leaves_(leaves), slots_(2 * leaves - 1) {
+  explicit bare_tree(std::uint64_t leaves) : leaves_(leaves) {
+    const std::uint64_t slots = 2 * leaves - 1;
     const std::size_t chunk = iavl::detail::node_pool::huge_chunk_bytes;
-    bytes_ = (slots_ * sizeof(node) + chunk - 1) / chunk * chunk;
+    bytes_ = (slots * sizeof(node) + chunk - 1) / chunk * chunk;
     nodes_ = reinterpret_cast<node*>(iavl::detail::node_pool::map_huge(bytes_));
     // Slot order is a random permutation, so neighbours in the tree are not neighbours in memory.
-    std::vector<std::uint64_t> order(slots_);
+    std::vector<std::uint64_t> order(slots);
     std::iota(order.begin(), order.end(), 0);
     rng r(scramble(leaves));
-    for (std::uint64_t i = slots_ - 1; i > 0; --i) std::swap(order[i], order[r.below(i + 1)]);
+    for (std::uint64_t i = slots - 1; i > 0; --i) std::swap(order[i], order[r.below(i + 1)]);
     std::uint64_t next = 0;
     root_ = build(0, leaves, order, next);
   }
@@ -66,7 +67,6 @@ class bare_tree {
   }
 
   std::uint64_t leaves_;
-  std::uint64_t slots_;
   std::size_t bytes_ = 0;
   node* nodes_ = nullptr;
   const node* root_ = nullptr;
