@@ -18,15 +18,16 @@ namespace iavl::detail::node_pool {
 
 namespace {
 constexpr std::size_t mapped_scratch_bytes = std::size_t{1} << 20;
+
+// What map_huge is asked for to hold `bytes` of a large scratch array.
+std::size_t whole_chunks(std::size_t bytes) {
+  return (bytes + huge_chunk_bytes - 1) / huge_chunk_bytes * huge_chunk_bytes;
 }
+}  // namespace
 
 void* allocate_scratch(std::size_t bytes) {
 #if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
-  if (bytes >= mapped_scratch_bytes) {
-    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    return p;
-  }
+  if (bytes >= mapped_scratch_bytes) return map_huge(whole_chunks(bytes));
 #endif
   return ::operator new(bytes);
 }
@@ -34,7 +35,7 @@ void* allocate_scratch(std::size_t bytes) {
 void deallocate_scratch(void* p, [[maybe_unused]] std::size_t bytes) noexcept {  // bytes: unused under ASan
 #if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
   if (bytes >= mapped_scratch_bytes) {
-    ::munmap(p, bytes);
+    unmap_huge(static_cast<char*>(p), whole_chunks(bytes));
     return;
   }
 #endif

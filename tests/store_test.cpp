@@ -169,11 +169,14 @@ TYPED_TEST(StoreConformance, EachWriteAppliesOnlyItsOwnBatch) {
 }
 
 // A batch's node records share one buffer: each must come back whole, under its own key, in
-// the order added, also after the buffer has grown and moved.
+// the order added, also after the buffer has grown and moved, past the size (1 MiB) from which
+// it is mapped from the system in huge pages.
 TEST(NodeRecordsBuffer, GivesBackEachRecordUnderItsKeyInOrder) {
   std::vector<std::pair<iavl::node_key, std::string>> added = {
       {key(7, 3), "abc"}, {key(7, 1), ""}, {key(2, 9), std::string("\0z\0", 3)}, {key(7, 2), std::string(100000, 'q')}};
   for (std::uint32_t n = 10; n < 1000; ++n) added.emplace_back(key(8, n), std::string(n % 37, static_cast<char>(n)));
+  added.emplace_back(key(9, 1), std::string(std::size_t{3} << 20, 'r'));
+  for (std::uint32_t n = 2; n < 100000; ++n) added.emplace_back(key(9, n), std::string(n % 41, static_cast<char>(n)));
   iavl::node_records records;
   for (const auto& [k, r] : added) records.add(k, r);
   ASSERT_EQ(records.size(), added.size());

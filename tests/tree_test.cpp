@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <random>
 #include <string>
@@ -555,12 +558,34 @@ TEST(NodePool, AClassTakesFreeObjectsOfASlightlyLargerClassBeforeANewSlab) {
 #endif
 }
 
-// A large commit's scratch lists (millions of nodes) must not stay in the process once freed.
-// glibc keeps a freed block in its heap once an earlier free raised its mapping threshold past
-// the block's size, which the first free below does.
-TEST(NodePool, LargeScratchArraysGoBackToTheSystem) {
-#if defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "under ASan scratch arrays are plain new and delete";
+namespace {
+
+// The VmFlags line of the mapping in /proc/self/smaps that holds `p` ("" if none does).
+std::string mapping_flags(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<std::uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    std::uintptr_t begin = 0;
+    std::uintptr_t end = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR, &begin, &end) == 2) {  // a mapping's first line
+      inside = begin <= at && at < end;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+// A large commit's scratch lists (millions of nodes) must not stay in the process once freed,
+// and are asked to be huge pages: a load's lists of tens of MB cost tens of thousands of page
+// faults on small ones. glibc keeps a freed block in its heap once an earlier free raised its
+// mapping threshold past the block's size, which the first free below does.
+TEST(NodePool, LargeScratchArraysAreHugePagesAndGoBackToTheSystem) {
+#if defined(__SANITIZE_ADDRESS__) || !defined(__linux__)
+  GTEST_SKIP() << "scratch arrays are plain new and delete here";
 #else
   namespace pool = iavl::detail::node_pool;
   void* volatile raise_threshold = ::operator new (std::size_t{24} << 20);
@@ -568,9 +593,15 @@ TEST(NodePool, LargeScratchArraysGoBackToTheSystem) {
   const std::int64_t before = bench::anon_rss_bytes();
   ASSERT_GT(before, 0);
   {
-    pool::scratch_vector<std::uint64_t> v(std::size_t{2} << 20);  // 16 MiB, touched
+    // 16 MiB and 8 bytes: not a whole number of huge pages, which the mapping rounds up to.
+    pool::scratch_vector<std::uint64_t> v((std::size_t{2} << 20) + 1);
     for (std::size_t i = 0; i < v.size(); ++i) v[i] = i;
     EXPECT_EQ(v[12345], 12345U);
+    EXPECT_EQ(v.back(), std::size_t{2} << 20);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(v.data()) % pool::huge_chunk_bytes, 0U);
+    if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) {
+      EXPECT_NE(mapping_flags(v.data()).find(" hg"), std::string::npos) << mapping_flags(v.data());
+    }
     EXPECT_GE(bench::anon_rss_bytes() - before, 15 << 20);
   }
   EXPECT_LT(bench::anon_rss_bytes() - before, 4 << 20);

@@ -26,6 +26,8 @@
 #include <utility>
 #include <vector>
 
+#include "iavl/detail/node_pool.hpp"
+
 namespace iavl {
 
 namespace detail {
@@ -54,7 +56,7 @@ class node_records {
   }
 
   void add(node_key key, std::string_view record) {
-    bytes_.append(record);
+    bytes_.insert(bytes_.end(), record.begin(), record.end());
     ends_.push_back({key, bytes_.size()});
   }
   void clear() {
@@ -70,7 +72,7 @@ class node_records {
 
   [[nodiscard]] value_type operator[](std::size_t i) const {
     const std::size_t begin = i == 0 ? 0 : ends_[i - 1].end;
-    return {ends_[i].key, std::string_view(bytes_).substr(begin, ends_[i].end - begin)};
+    return {ends_[i].key, std::string_view(bytes_.data() + begin, ends_[i].end - begin)};
   }
 
   class iterator {
@@ -107,8 +109,9 @@ class node_records {
     node_key key;
     std::size_t end;  // of its record in bytes_
   };
-  std::string bytes_;
-  std::vector<entry> ends_;
+  // Scratch memory: from 1 MiB on in huge pages, as a load's version writes over 100 MB.
+  detail::node_pool::scratch_vector<char> bytes_;
+  detail::node_pool::scratch_vector<entry> ends_;
 };
 
 /// A set of changes applied atomically by node_store::write.

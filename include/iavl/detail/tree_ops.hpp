@@ -185,6 +185,7 @@ inline hash256 hash_new(std::span<node* const> roots, std::vector<node*>* own, b
   }
   // Children before parents: each hash goes into its parent's slot before the parent is hashed.
   hash256 h;
+  if (own) own->reserve(own->size() + order.size());  // a load's commit lists millions
   for (std::size_t i = order.size(); i-- > (hash_roots ? 0 : roots.size());) {
     if (i >= ahead) {
       prefetch(order[i - ahead].n);
