@@ -16,6 +16,7 @@
 
 namespace iavl::detail::node_pool {
 
+#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)  // else scratch arrays are plain new and delete
 namespace {
 constexpr std::size_t mapped_scratch_bytes = std::size_t{1} << 20;
 
@@ -24,6 +25,7 @@ std::size_t whole_chunks(std::size_t bytes) {
   return (bytes + huge_chunk_bytes - 1) / huge_chunk_bytes * huge_chunk_bytes;
 }
 }  // namespace
+#endif
 
 void* allocate_scratch(std::size_t bytes) {
 #if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
