@@ -558,6 +558,7 @@ TEST(NodePool, AClassTakesFreeObjectsOfASlightlyLargerClassBeforeANewSlab) {
 #endif
 }
 
+#if !defined(__SANITIZE_ADDRESS__) && defined(__linux__)  // where large scratch arrays are mapped
 namespace {
 
 // The VmFlags line of the mapping in /proc/self/smaps that holds `p` ("" if none does).
@@ -578,6 +579,7 @@ std::string mapping_flags(const void* p) {
 }
 
 }  // namespace
+#endif
 
 // A large commit's scratch lists (millions of nodes) must not stay in the process once freed,
 // and are asked to be huge pages: a load's lists of tens of MB cost tens of thousands of page
