@@ -16,31 +16,31 @@
 
 namespace iavl::detail::node_pool {
 
-#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)  // else scratch arrays are plain new and delete
 namespace {
+// Scratch arrays from this size up come from map_huge; under ASan none do, so that it sees every
+// array as plain new and delete.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr std::size_t mapped_scratch_bytes = SIZE_MAX;
+#else
 constexpr std::size_t mapped_scratch_bytes = std::size_t{1} << 20;
+#endif
 
 // What map_huge is asked for to hold `bytes` of a large scratch array.
 std::size_t whole_chunks(std::size_t bytes) {
   return (bytes + huge_chunk_bytes - 1) / huge_chunk_bytes * huge_chunk_bytes;
 }
 }  // namespace
-#endif
 
 void* allocate_scratch(std::size_t bytes) {
-#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
   if (bytes >= mapped_scratch_bytes) return map_huge(whole_chunks(bytes));
-#endif
   return ::operator new(bytes);
 }
 
-void deallocate_scratch(void* p, [[maybe_unused]] std::size_t bytes) noexcept {  // bytes: unused under ASan
-#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
+void deallocate_scratch(void* p, std::size_t bytes) noexcept {
   if (bytes >= mapped_scratch_bytes) {
     unmap_huge(static_cast<char*>(p), whole_chunks(bytes));
     return;
   }
-#endif
   ::operator delete(p);
 }
 
