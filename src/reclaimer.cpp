@@ -40,7 +40,7 @@ void reclaimer::perform(job& j) {
   } else if (j.task) {
     j.task();
   } else {
-    count_borrowed_slots(j.committed);
+    count_borrowed_slots(*j.committed);
     j.pin = {};
   }
 }
@@ -59,8 +59,8 @@ void reclaimer::enqueue(job j) {
 
 void reclaimer::drop(node* n, bool own, memory_account* account) { enqueue({n, own, account, {}, {}, {}}); }
 
-void reclaimer::count_borrowed(std::vector<node*> committed_nodes, epoch_pin pin) {
-  enqueue({nullptr, false, nullptr, std::move(committed_nodes), std::move(pin), {}});
+void reclaimer::count_borrowed(committed_nodes committed, epoch_pin pin) {
+  enqueue({nullptr, false, nullptr, std::move(committed), std::move(pin), {}});
 }
 
 void reclaimer::post(std::function<void()> task) { enqueue({nullptr, false, nullptr, {}, {}, std::move(task)}); }

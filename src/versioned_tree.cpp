@@ -273,18 +273,23 @@ snapshot versioned_tree::commit(tree&& working) {
   if (version > detail::max_version) {
     throw error(errc::invalid_argument, "versions above " + std::to_string(detail::max_version) + " are not supported");
   }
-  std::vector<detail::node*> fresh = working.own_nodes();  // what is new in this version, children first
+  // What is new in this version, children first: taken from the tree, which lists them again
+  // should this commit throw.
+  (void)working.own_nodes();
+  const detail::committed_nodes fresh =
+      std::make_shared<const std::vector<detail::node*>>(std::exchange(working.own_nodes_, {}));
+  working.own_nodes_known_ = false;
   const hash256 hash = working.root_hash_;
   detail::node* root = working.root_;
 
   encoded_nodes to_write;
   if (opts_.store) {
-    if (fresh.size() > detail::max_nonce) {
+    if (fresh->size() > detail::max_nonce) {
       throw error(errc::invalid_argument,
                   "a version may write at most " + std::to_string(detail::max_nonce) + " nodes");
     }
     std::uint32_t nonce = 0;
-    for (detail::node* n : fresh) n->nonce = ++nonce;  // children first: a parent's record names them
+    for (detail::node* n : *fresh) n->nonce = ++nonce;  // children first: a parent's record names them
     to_write.fresh = fresh;
     try {
       to_write.batch.put_nodes = take_spare_records();
@@ -299,14 +304,14 @@ snapshot versioned_tree::commit(tree&& working) {
     } catch (...) {
       // The tree stays as it was. Pieces of it may have reached the store; write_version deletes
       // them before it writes this version again.
-      for (detail::node* n : fresh) n->nonce = 0;
+      for (detail::node* n : *fresh) n->nonce = 0;
       throw;
     }
   }
   // The new nodes are committed; the base nodes they borrowed become counted references on the
   // reclaimer, before the base version is dropped below (its jobs run in order).
-  for (detail::node* n : fresh) n->mark_committed();
-  ctx_->reclaim().count_borrowed(std::move(fresh), std::move(working.pin_));
+  for (detail::node* n : *fresh) n->mark_committed();
+  ctx_->reclaim().count_borrowed(fresh, std::move(working.pin_));
 
   // The new version holds the root: the tree's own root, or its counted or borrowed one.
   if (root && detail::hold_of(working.root_bits_) == detail::hold::borrowed) detail::retain(root);
@@ -351,16 +356,16 @@ void versioned_tree::keep_orphan_list(std::int64_t version, std::vector<node_key
 
 void versioned_tree::encode_nodes(encoded_nodes& nodes, std::size_t count) {
   node_records& records = nodes.batch.put_nodes;
-  if (records.empty()) records.reserve(nodes.fresh.size() + 1);  // and the root record
-  const std::size_t end = std::min(nodes.fresh.size(), records.size() + count);
+  if (records.empty()) records.reserve(nodes.fresh->size() + 1);  // and the root record
+  const std::size_t end = std::min(nodes.fresh->size(), records.size() + count);
   std::string buf;
   // Encoding is two cache misses a node otherwise (the node and its child that is not new, whose
   // node key the record names): fetch the nodes 16 ahead, and their children 8 ahead.
   constexpr std::size_t ahead = 8;
   for (std::size_t i = records.size(); i < end; ++i) {
-    if (i + 2 * ahead < end) detail::prefetch(nodes.fresh[i + 2 * ahead]);
-    if (i + ahead < end) detail::prefetch_children(nodes.fresh[i + ahead]);
-    const detail::node* n = nodes.fresh[i];
+    if (i + 2 * ahead < end) detail::prefetch((*nodes.fresh)[i + 2 * ahead]);
+    if (i + ahead < end) detail::prefetch_children((*nodes.fresh)[i + ahead]);
+    const detail::node* n = (*nodes.fresh)[i];
     detail::encode_node(n, buf);
     records.add(n->key_in_store(), buf);
     nodes.bytes += static_cast<std::int64_t>(detail::footprint(n));
@@ -369,7 +374,7 @@ void versioned_tree::encode_nodes(encoded_nodes& nodes, std::size_t count) {
 
 void versioned_tree::write_version(std::int64_t version, encoded_nodes& nodes, const detail::node* root,
                                    const hash256& hash) {
-  encode_nodes(nodes, nodes.fresh.size());
+  encode_nodes(nodes, nodes.fresh->size());
   if (torn_from_ != 0 && version >= torn_from_) {
     // Records of no version may be left from torn_from_ up, and the tree written now may have
     // fewer nodes: records past its last nonce would stay, unreachable, in its run.

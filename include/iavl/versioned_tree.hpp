@@ -157,10 +157,10 @@ class versioned_tree {
   void open_store();
   void schedule_trim(const snapshot& latest, std::int64_t room);
   struct encoded_nodes {
-    std::vector<detail::node*> fresh;  // a version's new nodes, numbered, children first
-    write_batch batch;                 // the records of the first of them
-    std::int64_t bytes = 0;            // their memory, counted in the cache once they are written
-    [[nodiscard]] bool encoded() const { return batch.put_nodes.size() == fresh.size(); }
+    detail::committed_nodes fresh;  // a version's new nodes, numbered, children first
+    write_batch batch;              // the records of the first of them
+    std::int64_t bytes = 0;         // their memory, counted in the cache once they are written
+    [[nodiscard]] bool encoded() const { return batch.put_nodes.size() == fresh->size(); }
   };
   static constexpr std::size_t encode_step = 256;  // nodes a commit encodes between looks at the writer
   static void encode_nodes(encoded_nodes& nodes, std::size_t count);  // the next `count` (or fewer)

@@ -117,6 +117,10 @@ class worker {
   int polls_left_ = 0;
 };
 
+/// A committed version's new nodes, children first, listed once: the writer encodes them while
+/// the reclaimer counts what they borrow (a load's commit lists millions).
+using committed_nodes = std::shared_ptr<const std::vector<node*>>;
+
 /// Frees, on a thread of its own, the nodes that versions and working trees let go of, so that
 /// the writer does not wait for the cache misses of freeing a block's worth of old nodes.
 class reclaimer : public worker {
@@ -132,7 +136,7 @@ class reclaimer : public worker {
   /// point to), later on the reclaimer's thread while it runs, else now. Jobs run in order, so
   /// this happens before the base version the nodes borrowed from is dropped after it; `pin`,
   /// the committed tree's, keeps what the cache unloaded meanwhile until then.
-  void count_borrowed(std::vector<node*> committed_nodes, epoch_pin pin);
+  void count_borrowed(committed_nodes committed, epoch_pin pin);
   /// Runs `task` on the reclaimer's thread, in order with the other jobs (or now when it is
   /// not running).
   void post(std::function<void()> task);
@@ -144,9 +148,9 @@ class reclaimer : public worker {
     node* n = nullptr;  // drop this node...
     bool own = false;
     memory_account* account = nullptr;
-    std::vector<node*> committed;  // ...or count the borrowed slots of these...
-    epoch_pin pin;                 //    (holding this until done)...
-    std::function<void()> task;    // ...or run this
+    committed_nodes committed;   // ...or count the borrowed slots of these...
+    epoch_pin pin;               //    (holding this until done)...
+    std::function<void()> task;  // ...or run this
   };
   static void perform(job& j);
   void enqueue(job j);
