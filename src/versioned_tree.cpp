@@ -273,11 +273,11 @@ snapshot versioned_tree::commit(tree&& working) {
   if (version > detail::max_version) {
     throw error(errc::invalid_argument, "versions above " + std::to_string(detail::max_version) + " are not supported");
   }
-  // What is new in this version, children first: taken from the tree, which lists them again
-  // should this commit throw.
+  // What is new in this version, children first: moved out of the tree (only once the shared
+  // list's allocation succeeded), which lists them again should this commit throw.
   (void)working.own_nodes();
   const detail::committed_nodes fresh =
-      std::make_shared<const std::vector<detail::node*>>(std::exchange(working.own_nodes_, {}));
+      std::make_shared<const std::vector<detail::node*>>(std::move(working.own_nodes_));
   working.own_nodes_known_ = false;
   const hash256 hash = working.root_hash_;
   detail::node* root = working.root_;

@@ -17,6 +17,7 @@
 
 #include "iavl/detail/epoch.hpp"
 #include "iavl/iavl.hpp"
+#include "support/failing_store.hpp"
 #include "support/keys.hpp"
 
 namespace {
@@ -145,6 +146,66 @@ TEST(AllocationFailures, AWriteReadingFromTheStoreIsWholeOrTheTreeIsLost) {
   EXPECT_GT(fail_each_allocation(db, committed, iavl::writes::immediate, 60), 0);
   EXPECT_GT(fail_each_allocation(db, committed, iavl::writes::deferred, 40), 0);
   db.last_commit().verify();
+}
+
+// A store that ends the injected allocation failures as a version reaches it: once written, a
+// version is committed, and the tree it came from is consumed.
+class disarming_store : public test_support::failing_store {
+ public:
+  void write(const iavl::write_batch& batch, bool sync) override {
+    armed = false;
+    failing_store::write(batch, sync);
+  }
+};
+
+// A commit whose n-th allocation fails before its version reaches the store throws
+// std::bad_alloc and leaves the working tree as it was, new nodes and all: committed again, the
+// version is whole in the store.
+TEST(AllocationFailures, ACommitThatRunsOutOfMemoryBeforeItsWriteCanBeRetried) {
+  int failed = 0;
+  constexpr long rounds = 40;
+  for (long n = 0; n < rounds; ++n) {
+    SCOPED_TRACE("allocation " + std::to_string(n) + " fails");
+    auto store = std::make_shared<disarming_store>();
+    iavl::options o;
+    o.store = store;
+    model m;
+    {
+      iavl::versioned_tree db(o);
+      m = commit_keys(db, 3000);
+      iavl::tree t = db.branch();
+      for (int i = 0; i < 4000; i += 3) {
+        const std::string k = "k" + std::to_string(i);
+        t.set(k, "new");
+        m[k] = "new";
+      }
+      const long failed_before = failed_allocations;
+      allocations_left = n;
+      armed = true;
+      try {
+        (void)db.commit(std::move(t));
+      } catch (const std::bad_alloc&) {
+      }
+      armed = false;
+      allocations_left = -1;
+      if (failed_allocations != failed_before) {
+        ++failed;
+        EXPECT_EQ(db.latest_version(), 1);
+        model seen;
+        for (auto [key, value] : t.range()) seen.emplace(key, value);
+        EXPECT_EQ(seen, m);
+        (void)db.commit(std::move(t));
+      }
+    }
+    iavl::versioned_tree reopened(o);
+    ASSERT_EQ(reopened.latest_version(), 2);
+    model seen;
+    for (auto [key, value] : reopened.last_commit().range()) seen.emplace(key, value);
+    EXPECT_EQ(seen, m);
+    reopened.last_commit().verify();
+  }
+  EXPECT_GT(failed, 0);
+  EXPECT_LT(failed, rounds);  // the last commits got to their write: each allocation before it failed once
 }
 
 // References a retire list still held back when it went away (its versioned_tree gone, a working
