@@ -273,12 +273,7 @@ snapshot versioned_tree::commit(tree&& working) {
   if (version > detail::max_version) {
     throw error(errc::invalid_argument, "versions above " + std::to_string(detail::max_version) + " are not supported");
   }
-  // What is new in this version, children first: moved out of the tree (only once the shared
-  // list's allocation succeeded), which lists them again should this commit throw.
-  (void)working.own_nodes();
-  const detail::committed_nodes fresh =
-      std::make_shared<const std::vector<detail::node*>>(std::move(working.own_nodes_));
-  working.own_nodes_known_ = false;
+  const detail::committed_nodes fresh = working.take_own_nodes();  // what is new in this version, children first
   const hash256 hash = working.root_hash_;
   detail::node* root = working.root_;
 
@@ -355,17 +350,18 @@ void versioned_tree::keep_orphan_list(std::int64_t version, std::vector<node_key
 }
 
 void versioned_tree::encode_nodes(encoded_nodes& nodes, std::size_t count) {
+  const std::vector<detail::node*>& fresh = *nodes.fresh;
   node_records& records = nodes.batch.put_nodes;
-  if (records.empty()) records.reserve(nodes.fresh->size() + 1);  // and the root record
-  const std::size_t end = std::min(nodes.fresh->size(), records.size() + count);
+  if (records.empty()) records.reserve(fresh.size() + 1);  // and the root record
+  const std::size_t end = std::min(fresh.size(), records.size() + count);
   std::string buf;
   // Encoding is two cache misses a node otherwise (the node and its child that is not new, whose
   // node key the record names): fetch the nodes 16 ahead, and their children 8 ahead.
   constexpr std::size_t ahead = 8;
   for (std::size_t i = records.size(); i < end; ++i) {
-    if (i + 2 * ahead < end) detail::prefetch((*nodes.fresh)[i + 2 * ahead]);
-    if (i + ahead < end) detail::prefetch_children((*nodes.fresh)[i + ahead]);
-    const detail::node* n = (*nodes.fresh)[i];
+    if (i + 2 * ahead < end) detail::prefetch(fresh[i + 2 * ahead]);
+    if (i + ahead < end) detail::prefetch_children(fresh[i + ahead]);
+    const detail::node* n = fresh[i];
     detail::encode_node(n, buf);
     records.add(n->key_in_store(), buf);
     nodes.bytes += static_cast<std::int64_t>(detail::footprint(n));

@@ -74,6 +74,13 @@ void apply(const write_op& op, iavl::tree& t) {
   }
 }
 
+// Every entry of `v`, in a model to compare.
+model contents(const iavl::tree_view& v) {
+  model seen;
+  for (auto [key, value] : v.range()) seen.emplace(key, value);
+  return seen;
+}
+
 void apply(const write_op& op, model& m) {
   if (op.value.empty()) {
     m.erase(op.key);
@@ -118,10 +125,8 @@ int fail_each_allocation(iavl::versioned_tree& db, const model& committed, iavl:
     ++failed;
     try {
       EXPECT_EQ(t.size(), static_cast<std::int64_t>(m.size()));
-      model seen;
-      for (auto [key, value] : t.range()) seen.emplace(key, value);
-      EXPECT_EQ(seen, m);  // as before the failed write, or after all of them
-      t.verify();          // and every hash the tree records is right
+      EXPECT_EQ(contents(t), m);  // as before the failed write, or after all of them
+      t.verify();                 // and every hash the tree records is right
     } catch (const iavl::error& e) {
       EXPECT_EQ(e.code(), iavl::errc::io_error) << e.what();  // lost, and says so
     }
@@ -191,17 +196,13 @@ TEST(AllocationFailures, ACommitThatRunsOutOfMemoryBeforeItsWriteCanBeRetried) {
       if (failed_allocations != failed_before) {
         ++failed;
         EXPECT_EQ(db.latest_version(), 1);
-        model seen;
-        for (auto [key, value] : t.range()) seen.emplace(key, value);
-        EXPECT_EQ(seen, m);
+        EXPECT_EQ(contents(t), m);
         (void)db.commit(std::move(t));
       }
     }
     iavl::versioned_tree reopened(o);
     ASSERT_EQ(reopened.latest_version(), 2);
-    model seen;
-    for (auto [key, value] : reopened.last_commit().range()) seen.emplace(key, value);
-    EXPECT_EQ(seen, m);
+    EXPECT_EQ(contents(reopened.last_commit()), m);
     reopened.last_commit().verify();
   }
   EXPECT_GT(failed, 0);

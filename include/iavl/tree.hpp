@@ -311,6 +311,8 @@ class tree : public tree_view {
   /// The root hash and the tree's own nodes, children first (what a commit writes), computed
   /// together in one walk.
   [[nodiscard]] const std::vector<detail::node*>& own_nodes();
+  /// own_nodes(), moved out for a commit to share; listed again should the commit throw.
+  [[nodiscard]] detail::committed_nodes take_own_nodes();
 
   friend class snapshot;
   friend class versioned_tree;

@@ -395,6 +395,14 @@ inline const std::vector<detail::node*>& tree::own_nodes() {
   return own_nodes_;
 }
 
+inline detail::committed_nodes tree::take_own_nodes() {
+  (void)own_nodes();
+  // Moved only once the shared list's allocation succeeded: a bad_alloc leaves the list here.
+  auto taken = std::make_shared<const std::vector<detail::node*>>(std::move(own_nodes_));
+  own_nodes_known_ = false;
+  return taken;
+}
+
 // ---- iteration ----------------------------------------------------------------------------
 //
 // Ascending: `pending_` holds the inner nodes where the walk went left and whose right subtree
