@@ -7,12 +7,15 @@
 #include <leveldb/env.h>
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <system_error>
 
@@ -112,30 +115,78 @@ class smoothed_table_file final : public leveldb::WritableFile {
   off_t started_ = 0;  // writeback started for the bytes before this
 };
 
-// A table file read as LevelDB's own environment reads it, but a read past its end, which only a
-// truncated file makes (LevelDB reads where the manifest says a table's blocks and footer are), is
-// corruption: LevelDB's environment says EINVAL, an I/O error.
-class checked_table_file final : public leveldb::RandomAccessFile {
+// How many table files may keep a descriptor open: a fifth of the process's limit, as LevelDB's
+// own environment allows itself. LevelDB keeps up to 990 tables open, and the soft limit is often
+// 1024; beyond the budget a read opens its file for itself. The limit is read at each table's
+// opening (rare), so that it follows setrlimit.
+std::atomic<long> kept_descriptors{0};
+
+bool take_descriptor() {
+  rlimit limit{};
+  const long budget = ::getrlimit(RLIMIT_NOFILE, &limit) != 0 ? 0
+                      : limit.rlim_cur == RLIM_INFINITY       ? std::numeric_limits<long>::max()
+                                                              : static_cast<long>(limit.rlim_cur / 5);
+  if (kept_descriptors.fetch_add(1) < budget) return true;
+  kept_descriptors.fetch_sub(1);
+  return false;
+}
+
+// A table file read with pread(2), not through the memory map LevelDB's environment puts it in:
+// at 10M keys the first touch of a node's mapped block took a quarter of LevelDB's read time on
+// the transaction thread, and the copy costs less (benchmarks/README.md, levers). Open tables'
+// index and filter blocks then live in the heap (about 19 bytes a key at 10M keys). A read past
+// the end the file had when opened, which only a truncated file makes (LevelDB reads where the
+// manifest says a table's blocks and footer are), is corruption, and so is a file shrunk since.
+class table_file final : public leveldb::RandomAccessFile {
  public:
-  checked_table_file(std::string name, leveldb::RandomAccessFile* file, std::uint64_t size)
-      : name_(std::move(name)), file_(file), size_(size) {}
+  // `fd` is -1 when the file has no descriptor of its own (see take_descriptor).
+  table_file(std::string name, std::uint64_t size, int fd) : name_(std::move(name)), size_(size), fd_(fd) {}
+  table_file(const table_file&) = delete;
+  table_file& operator=(const table_file&) = delete;
+  ~table_file() override {
+    if (fd_ < 0) return;
+    (void)::close(fd_);
+    kept_descriptors.fetch_sub(1);
+  }
+
   leveldb::Status Read(std::uint64_t offset, std::size_t n, leveldb::Slice* result, char* scratch) const override {
-    if (offset > size_ || n > size_ - offset) {
-      *result = leveldb::Slice();
-      return leveldb::Status::Corruption(
-          name_, "truncated: " + std::to_string(size_) + " bytes, a read up to byte " + std::to_string(offset + n));
+    *result = leveldb::Slice();
+    if (offset > size_ || n > size_ - offset) return truncated(offset + n);
+    const int fd = fd_ >= 0 ? fd_ : ::open(name_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return leveldb::Status::IOError(name_, std::string("open: ") + std::strerror(errno));
+    std::size_t got = 0;
+    int failure = 0;
+    while (got < n) {
+      const ssize_t r = ::pread(fd, scratch + got, n - got, static_cast<off_t>(offset + got));
+      if (r > 0) {
+        got += static_cast<std::size_t>(r);
+      } else if (r == 0) {
+        break;
+      } else if (errno != EINTR) {
+        failure = errno;
+        break;
+      }
     }
-    return file_->Read(offset, n, result, scratch);
+    if (fd != fd_) (void)::close(fd);
+    if (failure != 0) return leveldb::Status::IOError(name_, std::string("pread: ") + std::strerror(failure));
+    if (got < n) return truncated(offset + n);
+    *result = leveldb::Slice(scratch, n);
+    return leveldb::Status::OK();
   }
 
  private:
+  [[nodiscard]] leveldb::Status truncated(std::uint64_t end) const {
+    return leveldb::Status::Corruption(
+        name_, "truncated: " + std::to_string(size_) + " bytes, a read up to byte " + std::to_string(end));
+  }
+
   std::string name_;
-  std::unique_ptr<leveldb::RandomAccessFile> file_;
   std::uint64_t size_;
+  int fd_;
 };
 
-// LevelDB's own environment, but for table files (`.ldb`), which it writes smoothed and reads
-// checked for truncation.
+// LevelDB's own environment, but for table files (`.ldb`), which it writes smoothed and reads with
+// pread, checked for truncation.
 class smoothed_env final : public leveldb::EnvWrapper {
  public:
   smoothed_env() : EnvWrapper(leveldb::Env::Default()) {}
@@ -148,9 +199,18 @@ class smoothed_env final : public leveldb::EnvWrapper {
       *result = nullptr;
       return leveldb::Status::Corruption(name, "truncated: empty");
     }
-    leveldb::Status s = target()->NewRandomAccessFile(name, result);
-    if (s.ok()) *result = new checked_table_file(name, *result, size);
-    return s;
+    int fd = -1;
+    if (take_descriptor()) {
+      fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        const int e = errno;
+        kept_descriptors.fetch_sub(1);
+        *result = nullptr;
+        return leveldb::Status::IOError(name, std::strerror(e));
+      }
+    }
+    *result = new table_file(name, size, fd);
+    return leveldb::Status::OK();
   }
   leveldb::Status NewWritableFile(const std::string& name, leveldb::WritableFile** result) override {
     if (!name.ends_with(".ldb")) return target()->NewWritableFile(name, result);

@@ -1,6 +1,7 @@
 // Node stores and store-backed versioned trees. One conformance suite runs on every backend.
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <iterator>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -2255,6 +2257,45 @@ TEST(LevelDbStore, DamagedFilesGiveTypedErrors) {
 
 // A table file cut short is damage, not an I/O failure: LevelDB reads past its end, which its
 // environment called EINVAL (io_error "Invalid argument", found by a review helper).
+std::size_t open_descriptors() {
+  return static_cast<std::size_t>(std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator()));
+}
+
+// A table file keeps a descriptor open only within a fifth of the process's limit; the others
+// open their file for each read. With a limit lower than the number of tables, every version
+// still reads back whole, and the process never needs more descriptors than it may have.
+TEST(LevelDbStore, MoreTablesThanTheProcessMayOpenReadBackWhole) {
+  test_support::temp_dir dir;
+  const fs::path path = dir.path() / "db";
+  constexpr int versions = 60;
+  {
+    // Versions larger than LevelDB's smallest memtable, 64 KiB: each is flushed to a table of its own.
+    iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, {.write_buffer_bytes = 64 << 10})});
+    for (int v = 0; v < versions; ++v) {
+      iavl::tree t = db.branch();
+      for (int i = 0; i < 300; ++i) t.set("key" + std::to_string(i * versions + v), std::string(100, 'a'));
+      (void)db.commit(std::move(t));
+    }
+  }
+  std::size_t tables = 0;
+  for (const auto& e : fs::directory_iterator(path)) tables += e.path().extension() == ".ldb" ? 1 : 0;
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  const rlim_t low = open_descriptors() + 24;  // LevelDB's log, manifest, lock and info log, and room
+  ASSERT_GT(tables, low);                      // so keeping every table open would fail
+  rlimit lowered = saved;
+  lowered.rlim_cur = low;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  struct restore_at_exit {
+    rlimit limit;
+    ~restore_at_exit() { (void)::setrlimit(RLIMIT_NOFILE, &limit); }
+  } const restoring{saved};
+  iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path)});
+  ASSERT_EQ(db.versions().size(), static_cast<std::size_t>(versions));
+  for (std::int64_t v : db.versions()) db.at(v).verify();  // every node of every version
+  EXPECT_LE(open_descriptors(), low);
+}
+
 TEST(LevelDbStore, ATruncatedTableFileIsCorruption) {
   test_support::temp_dir dir;
   const fs::path path = dir.path() / "db";

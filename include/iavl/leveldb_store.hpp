@@ -33,8 +33,10 @@ struct leveldb_options {
 /// corruption when LevelDB finds its files damaged, io_error otherwise. Block checksums are
 /// verified on every read but a node record's, which carries a checksum of its own.
 /// LevelDB's table files are written by the store, which starts their writeback every MiB (so
-/// that a table's closing sync does not hold the disk while a commit syncs); the rest is
-/// LevelDB's own default environment.
+/// that a table's closing sync does not hold the disk while a commit syncs), and read with pread
+/// rather than mapped; the rest is LevelDB's own default environment. Open tables keep a file
+/// descriptor each up to a fifth of the process's limit (RLIMIT_NOFILE); beyond that a read opens
+/// its table's file for itself.
 [[nodiscard]] std::shared_ptr<node_store> open_leveldb_store(const std::string& path,
                                                              const leveldb_options& options = {});
 
