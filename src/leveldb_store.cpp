@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <system_error>
 
@@ -139,8 +140,7 @@ bool take_descriptor() {
 // manifest says a table's blocks and footer are), is corruption, and so is a file shrunk since.
 class table_file final : public leveldb::RandomAccessFile {
  public:
-  // `fd` is -1 when the file has no descriptor of its own (see take_descriptor).
-  table_file(std::string name, std::uint64_t size, int fd) : name_(std::move(name)), size_(size), fd_(fd) {}
+  table_file(std::string name, std::uint64_t size) : name_(std::move(name)), size_(size) {}
   table_file(const table_file&) = delete;
   table_file& operator=(const table_file&) = delete;
   ~table_file() override {
@@ -149,11 +149,24 @@ class table_file final : public leveldb::RandomAccessFile {
     kept_descriptors.fetch_sub(1);
   }
 
+  // Keeps a descriptor of the file open for its reads, if the budget allows (take_descriptor).
+  leveldb::Status keep_open() {
+    if (!take_descriptor()) return leveldb::Status::OK();
+    fd_ = ::open(name_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ >= 0) return leveldb::Status::OK();
+    const int e = errno;
+    kept_descriptors.fetch_sub(1);
+    return leveldb::Status::IOError(name_, std::strerror(e));
+  }
+
   leveldb::Status Read(std::uint64_t offset, std::size_t n, leveldb::Slice* result, char* scratch) const override {
     *result = leveldb::Slice();
     if (offset > size_ || n > size_ - offset) return truncated(offset + n);
     const int fd = fd_ >= 0 ? fd_ : ::open(name_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return leveldb::Status::IOError(name_, std::string("open: ") + std::strerror(errno));
+    if (fd < 0) {
+      const int e = errno;
+      return leveldb::Status::IOError(name_, std::string("open: ") + std::strerror(e));
+    }
     std::size_t got = 0;
     int failure = 0;
     while (got < n) {
@@ -182,7 +195,7 @@ class table_file final : public leveldb::RandomAccessFile {
 
   std::string name_;
   std::uint64_t size_;
-  int fd_;
+  int fd_ = -1;  // none: each read opens the file
 };
 
 // LevelDB's own environment, but for table files (`.ldb`), which it writes smoothed and reads with
@@ -199,18 +212,10 @@ class smoothed_env final : public leveldb::EnvWrapper {
       *result = nullptr;
       return leveldb::Status::Corruption(name, "truncated: empty");
     }
-    int fd = -1;
-    if (take_descriptor()) {
-      fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) {
-        const int e = errno;
-        kept_descriptors.fetch_sub(1);
-        *result = nullptr;
-        return leveldb::Status::IOError(name, std::strerror(e));
-      }
-    }
-    *result = new table_file(name, size, fd);
-    return leveldb::Status::OK();
+    auto file = std::make_unique<table_file>(name, size);  // before the descriptor, which it then owns
+    leveldb::Status s = file->keep_open();
+    *result = s.ok() ? file.release() : nullptr;
+    return s;
   }
   leveldb::Status NewWritableFile(const std::string& name, leveldb::WritableFile** result) override {
     if (!name.ends_with(".ldb")) return target()->NewWritableFile(name, result);

@@ -36,7 +36,8 @@ struct leveldb_options {
 /// that a table's closing sync does not hold the disk while a commit syncs), and read with pread
 /// rather than mapped; the rest is LevelDB's own default environment. Open tables keep a file
 /// descriptor each up to a fifth of the process's limit (RLIMIT_NOFILE); beyond that a read opens
-/// its table's file for itself.
+/// its table's file for itself, which costs a system call or two more: a large database wants the
+/// limit raised (`ulimit -n`) to five times its number of tables (a table holds up to 32 MiB).
 [[nodiscard]] std::shared_ptr<node_store> open_leveldb_store(const std::string& path,
                                                              const leveldb_options& options = {});
 
