@@ -2255,8 +2255,6 @@ TEST(LevelDbStore, DamagedFilesGiveTypedErrors) {
   EXPECT_GT(typed_errors, 0);  // damage to table blocks is detected
 }
 
-// A table file cut short is damage, not an I/O failure: LevelDB reads past its end, which its
-// environment called EINVAL (io_error "Invalid argument", found by a review helper).
 std::size_t open_descriptors() {
   return static_cast<std::size_t>(std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator()));
 }
@@ -2296,6 +2294,8 @@ TEST(LevelDbStore, MoreTablesThanTheProcessMayOpenReadBackWhole) {
   EXPECT_LE(open_descriptors(), low);
 }
 
+// A table file cut short is damage, not an I/O failure: LevelDB reads past its end, which its
+// environment called EINVAL (io_error "Invalid argument", found by a review helper).
 TEST(LevelDbStore, ATruncatedTableFileIsCorruption) {
   test_support::temp_dir dir;
   const fs::path path = dir.path() / "db";
