@@ -208,10 +208,6 @@ class smoothed_env final : public leveldb::EnvWrapper {
     if (!name.ends_with(".ldb") || !target()->GetFileSize(name, &size).ok()) {
       return target()->NewRandomAccessFile(name, result);
     }
-    if (size == 0) {  // no table is empty (LevelDB's environment fails to map it: EINVAL)
-      *result = nullptr;
-      return leveldb::Status::Corruption(name, "truncated: empty");
-    }
     auto file = std::make_unique<table_file>(name, size);  // before the descriptor, which it then owns
     leveldb::Status s = file->keep_open();
     *result = s.ok() ? file.release() : nullptr;
