@@ -13,7 +13,8 @@ struct leveldb_options {
   /// Create the database when `path` does not exist yet. Otherwise opening a missing database
   /// throws errc::not_a_database.
   bool create_if_missing = true;
-  /// LevelDB's block cache. The tree keeps its own cache of decoded nodes (options::cache_bytes).
+  /// LevelDB's block cache, for root records, metadata and scans. Node reads bypass it: the tree
+  /// keeps its own cache of decoded nodes (options::cache_bytes).
   std::size_t block_cache_bytes = std::size_t{8} << 20;
   /// LevelDB's memtable size. 16 MiB measured best in the `block` benchmarks: 64 MiB flushes
   /// stalled commits (p99 2x longer), 4-8 MiB ones made pruning's deletes compact all the time.
