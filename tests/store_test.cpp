@@ -2090,6 +2090,42 @@ TEST(LevelDbStore, TablesOfSeveralMiBReadBackWhole) {
   expect_contents(db.last_commit(), m);
 }
 
+// Bloom filters are an option of the store (bloom_bits_per_key): an operator who turns them on or
+// off keeps a database whose tables have them and tables that do not. Either reads back whole
+// with either setting.
+TEST(LevelDbStore, TablesWithAndWithoutBloomFiltersReadBackWholeEitherWay) {
+  test_support::temp_dir dir;
+  const fs::path path = dir.path() / "db";
+  model m;
+  auto write_versions = [&](int first, const iavl::leveldb_options& o) {
+    iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, o)});
+    for (int v = first; v < first + 10; ++v) {
+      iavl::tree t = db.branch();
+      for (int i = 0; i < 300; ++i) {
+        const std::string k = "key" + std::to_string(i * 20 + v);
+        t.set(k, std::string(100, static_cast<char>('a' + v)));
+        m[k] = std::string(100, static_cast<char>('a' + v));
+      }
+      (void)db.commit(std::move(t));
+    }
+  };
+  auto read_back = [&](const iavl::leveldb_options& o) {
+    iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, o)});
+    ASSERT_EQ(db.versions().size(), 20U);
+    for (std::int64_t v : db.versions()) db.at(v).verify();  // every node of every version
+    expect_contents(db.last_commit(), m);
+  };
+  const iavl::leveldb_options filtered{.write_buffer_bytes = 64 << 10, .bloom_bits_per_key = 10};
+  const iavl::leveldb_options unfiltered{.write_buffer_bytes = 64 << 10, .bloom_bits_per_key = 0};
+  write_versions(0, filtered);
+  write_versions(10, unfiltered);
+  std::size_t tables = 0;
+  for (const auto& e : fs::directory_iterator(path)) tables += e.path().extension() == ".ldb" ? 1 : 0;
+  ASSERT_GE(tables, 10U);  // versions of both kinds in tables, not only in the log
+  read_back(unfiltered);
+  read_back(filtered);
+}
+
 // An inner node's split key is in no hash (as in cosmos/iavl): a lookup trusts it to choose its
 // way and, for an absent key, to know that the key is absent. A byte of it damaged on disk must
 // be a typed error, never a wrong answer, so node reads verify LevelDB's block checksums too.
