@@ -2090,6 +2090,15 @@ TEST(LevelDbStore, TablesOfSeveralMiBReadBackWhole) {
   expect_contents(db.last_commit(), m);
 }
 
+// The names of the table files of the LevelDB database at `path`.
+std::vector<fs::path> table_files(const fs::path& path) {
+  std::vector<fs::path> tables;
+  for (const auto& e : fs::directory_iterator(path)) {
+    if (e.path().extension() == ".ldb") tables.push_back(e.path().filename());
+  }
+  return tables;
+}
+
 // Bloom filters are an option of the store (bloom_bits_per_key): an operator who turns them on or
 // off keeps a database whose tables have them and tables that do not. Either reads back whole
 // with either setting.
@@ -2101,10 +2110,11 @@ TEST(LevelDbStore, TablesWithAndWithoutBloomFiltersReadBackWholeEitherWay) {
     iavl::versioned_tree db(iavl::options{.store = iavl::open_leveldb_store(path, o)});
     for (int v = first; v < first + 10; ++v) {
       iavl::tree t = db.branch();
+      const std::string value(100, static_cast<char>('a' + v));
       for (int i = 0; i < 300; ++i) {
         const std::string k = "key" + std::to_string(i * 20 + v);
-        t.set(k, std::string(100, static_cast<char>('a' + v)));
-        m[k] = std::string(100, static_cast<char>('a' + v));
+        t.set(k, value);
+        m[k] = value;
       }
       (void)db.commit(std::move(t));
     }
@@ -2119,9 +2129,7 @@ TEST(LevelDbStore, TablesWithAndWithoutBloomFiltersReadBackWholeEitherWay) {
   const iavl::leveldb_options unfiltered{.write_buffer_bytes = 64 << 10, .bloom_bits_per_key = 0};
   write_versions(0, filtered);
   write_versions(10, unfiltered);
-  std::size_t tables = 0;
-  for (const auto& e : fs::directory_iterator(path)) tables += e.path().extension() == ".ldb" ? 1 : 0;
-  ASSERT_GE(tables, 10U);  // versions of both kinds in tables, not only in the log
+  ASSERT_GE(table_files(path).size(), 10U);  // versions of both kinds in tables, not only in the log
   read_back(unfiltered);
   read_back(filtered);
 }
@@ -2252,11 +2260,7 @@ std::vector<fs::path> database_in_tables(const fs::path& path) {
       (void)db.commit(std::move(t));
     }
   }
-  std::vector<fs::path> tables;
-  for (const auto& e : fs::directory_iterator(path)) {
-    if (e.path().extension() == ".ldb") tables.push_back(e.path().filename());
-  }
-  return tables;
+  return table_files(path);
 }
 
 // Flips bytes in the table files of a closed database: opening or reading it must fail with a
@@ -2311,8 +2315,7 @@ TEST(LevelDbStore, MoreTablesThanTheProcessMayOpenReadBackWhole) {
       (void)db.commit(std::move(t));
     }
   }
-  std::size_t tables = 0;
-  for (const auto& e : fs::directory_iterator(path)) tables += e.path().extension() == ".ldb" ? 1 : 0;
+  const std::size_t tables = table_files(path).size();
   rlimit saved{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
   const rlim_t low = open_descriptors() + 24;  // LevelDB's log, manifest, lock and info log, and room
