@@ -146,7 +146,7 @@ class fixture_cache {
     release_free_memory();
     const iavl::detail::node_pool::usage pool_after = iavl::detail::node_pool::current_usage();
     f->keys = c.keys;
-    // The growth of the process's own resident memory (not LevelDB's memory-mapped table files),
+    // The growth of the process's own resident memory (no file pages),
     // with the node pool counted by the bytes its nodes take:
     // the pool keeps freed memory for reuse, so a store loaded after another one reuses pages
     // that the resident set already counted.

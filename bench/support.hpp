@@ -103,7 +103,7 @@ inline std::int64_t proc_status_bytes(std::string_view field) { return proc_fiel
 /// A field of /proc/meminfo in bytes ("MemTotal"), or -1.
 inline std::int64_t proc_meminfo_bytes(std::string_view field) { return proc_field_bytes("/proc/meminfo", field); }
 
-/// Resident memory now without file pages (such as LevelDB's memory-mapped tables).
+/// Resident memory now without file pages (the program's code and libraries).
 inline std::int64_t anon_rss_bytes() { return proc_status_bytes("RssAnon"); }
 /// Peak resident memory since the last reset_peak_rss() (or since the process started).
 inline std::int64_t peak_rss_bytes() { return proc_status_bytes("VmHWM"); }
