@@ -4,9 +4,10 @@
 // a version, roll back, trim the cache, check a kept version, branch again), and the bytes after
 // it are its arguments. The tree runs on a memory store with a node cache of a few KiB, so that
 // nodes are unloaded and read back all the time; the first byte picks background writes and the
-// default write mode of working trees. After every operation the tree must agree with a
-// std::map per kept version: values, sizes, order, root hashes (equal to those committed, also
-// after reopening the store), verify() of every version checked, and the kept versions. Only
+// default write mode of working trees. A model keeps a std::map per kept version and one for
+// the working tree: each get, set and remove result, each commit (verify(), size, both orders of
+// iteration), each version read back (also its root hash as committed) and each reopening (the
+// kept versions, the latest hash) must agree with it, and so must every version at the end. Only
 // the errors the API documents for a call are allowed, with their codes.
 #include <cstdint>
 #include <cstdio>
